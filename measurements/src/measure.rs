@@ -102,7 +102,7 @@ pub fn svsm_vmsas(svsm: &Firmware, vcpu_sig: u32) -> Result<Vmsas> {
 }
 
 fn check_page_multiple(image: &'static str, field: String, len: u64) -> Result<()> {
-    if len % PAGE as u64 != 0 {
+    if !len.is_multiple_of(PAGE as u64) {
         return Err(Error::firmware(
             image,
             field,
