@@ -1,0 +1,72 @@
+# Keynet: the front door. `make` runs the main job, `make test` every test.
+# Everything a target needs (Debian packages, the PyPI reference tool) is installed by the
+# scripts it calls, idempotently.
+
+SHELL := /bin/bash
+.SHELLFLAGS := -euo pipefail -c
+CARGO ?= cargo
+OVMF := out/ovmf/OVMF.fd
+OVMF_SOURCES := $(wildcard ovmf/*.sh ovmf/*.py) ovmf/inputs.lock
+# Reproducibility of the firmware was shown for exactly these sources (two clean builds).
+OVMF_REPRO_STAMP := out/ovmf-repro/REPRODUCIBLE
+SNP_MEASURE := target/release/snp-measure
+
+.DEFAULT_GOAL := all
+.PHONY: all ovmf digests test test-deps lint cargo-test ovmf-repro bench help clean
+
+## all: main job: build the firmware reproducibly and print its launch digests
+all: digests
+
+## ovmf: build OVMF (AmdSev) from pinned source -> out/ovmf/OVMF.fd, out/ovmf/ovmf.json
+ovmf: $(OVMF)
+
+$(OVMF): $(OVMF_SOURCES)
+	ovmf/build.sh
+
+$(SNP_MEASURE): FORCE
+	$(CARGO) build --release --locked -p snp-measure --bin snp-measure
+
+## digests: print the firmware hash and SNP launch digests of out/ovmf/OVMF.fd
+digests: $(OVMF) $(SNP_MEASURE)
+	@echo "firmware:  $(OVMF)  sha256 $$(sha256sum $(OVMF) | cut -d' ' -f1)"
+	@echo "ovmf-hash: $$($(SNP_MEASURE) ovmf-hash --ovmf $(OVMF))"
+	@echo "SNP launch digests (QEMU, guest features 0x1, no kernel):"
+	@for t in EPYC-Milan EPYC-Genoa EPYC-Turin; do for n in 1 2 4 8; do \
+	    printf '  %-11s %3s vCPUs  %s\n' $$t $$n \
+	        "$$($(SNP_MEASURE) --mode snp --vcpus $$n --vcpu-type $$t --ovmf $(OVMF))"; \
+	done; done
+
+## test: every test: formatting, clippy, unit/integration tests, firmware reproducibility
+test: test-deps lint cargo-test
+
+## test-deps: what the tests need (reproducible firmware, reference tool, Debian OVMF)
+test-deps: ovmf-repro $(OVMF)
+	measurements/tests/reference/setup.sh
+
+## ovmf-repro: two clean firmware builds must be identical and equal the pinned sha256
+ovmf-repro: $(OVMF_REPRO_STAMP)
+
+$(OVMF_REPRO_STAMP): $(OVMF_SOURCES)
+	ovmf/check-reproducible.sh
+	touch $@
+
+lint:
+	$(CARGO) fmt --all -- --check
+	$(CARGO) clippy --workspace --all-targets --locked -- -D warnings
+
+cargo-test:
+	$(CARGO) test --workspace --locked
+
+## bench: snp-measure vs sev-snp-measure: whole-process time and peak memory
+bench: test-deps
+	$(CARGO) bench --locked -p snp-measure --bench vs_reference
+
+## clean: remove build outputs (keeps downloaded source tarballs in out/cache)
+clean:
+	$(CARGO) clean
+	rm -rf out/ovmf out/ovmf-repro out/ref-venv out/bench
+
+help:
+	@grep -E '^## ' Makefile | sed 's/^## /  make /'
+
+FORCE:
