@@ -1,0 +1,70 @@
+//! TCB_VERSION: the security patch levels of the firmware components, packed in a u64
+//! whose byte layout depends on the product.
+
+use crate::kds::Product;
+
+/// A decoded TCB version.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
+pub struct Tcb {
+    /// FMC SPL (Turin and later; `None` before).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub fmc: Option<u8>,
+    /// Boot loader SPL.
+    pub bl: u8,
+    /// PSP OS (TEE) SPL.
+    pub tee: u8,
+    /// SNP firmware SPL.
+    pub snp: u8,
+    /// Microcode SPL.
+    pub ucode: u8,
+    /// The raw value, as a u64.
+    #[serde(serialize_with = "ser_raw")]
+    pub raw: u64,
+}
+
+fn ser_raw<S: serde::Serializer>(v: &u64, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_str(&format!("{v:016x}"))
+}
+
+impl Tcb {
+    /// Decodes a raw TCB_VERSION for a product: Milan/Genoa put the boot loader in byte 0,
+    /// TEE in byte 1, SNP in byte 6 and microcode in byte 7; Turin puts FMC, boot loader,
+    /// TEE and SNP in bytes 0-3 and microcode in byte 7.
+    pub fn decode(raw: u64, product: Product) -> Tcb {
+        let b = raw.to_le_bytes();
+        if product.has_fmc() {
+            Tcb {
+                fmc: Some(b[0]),
+                bl: b[1],
+                tee: b[2],
+                snp: b[3],
+                ucode: b[7],
+                raw,
+            }
+        } else {
+            Tcb {
+                fmc: None,
+                bl: b[0],
+                tee: b[1],
+                snp: b[6],
+                ucode: b[7],
+                raw,
+            }
+        }
+    }
+
+    /// The components as (name, value) pairs, in a fixed order, FMC first when present.
+    pub fn components(&self) -> Vec<(&'static str, u8)> {
+        let mut v = Vec::with_capacity(5);
+        if let Some(f) = self.fmc {
+            v.push(("fmc", f));
+        }
+        v.extend([
+            ("bl", self.bl),
+            ("tee", self.tee),
+            ("snp", self.snp),
+            ("ucode", self.ucode),
+        ]);
+        v
+    }
+}

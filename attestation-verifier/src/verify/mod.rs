@@ -1,0 +1,424 @@
+//! Cryptographic checks: the report's VCEK/VLEK chains to AMD's pinned ARK through the
+//! ASK/ASVK, every certificate is valid at the verification time and not revoked, the
+//! report is signed by the VCEK/VLEK, and the report's TCB and chip ID are the ones the
+//! certificate was issued for.
+
+pub mod cert;
+pub mod crl;
+pub mod der;
+mod error;
+pub mod ext;
+pub mod roots;
+pub mod sig;
+
+pub use error::VerifyError;
+
+use crate::abi::Report;
+use crate::abi::report::SigningKey;
+use crate::abi::tcb::Tcb;
+use crate::kds::Product;
+use crate::verdict::Checks;
+use cert::AmdCert;
+use crl::Crl;
+use ext::{Spl, VekExtensions};
+use roots::{Anchor, TrustStore};
+
+/// The endorsement key certificate that signed the report.
+#[derive(Clone, Debug)]
+pub enum Vek {
+    /// A VCEK (per chip and TCB), DER.
+    Vcek(Vec<u8>),
+    /// A VLEK (per cloud provider), DER.
+    Vlek(Vec<u8>),
+}
+
+/// Everything the cryptographic checks need besides the report.
+#[derive(Clone, Debug)]
+pub struct Inputs {
+    /// The VCEK or VLEK.
+    pub vek: Vek,
+    /// An ARK supplied with the report; accepted only if byte-equal to the pinned one.
+    pub ark: Option<Vec<u8>>,
+    /// An ASK (or ASVK for a VLEK) supplied with the report; the pinned one when absent.
+    pub intermediate: Option<Vec<u8>>,
+    /// A CRL of the product's ARK.
+    pub crl: Option<Vec<u8>>,
+    /// Verification time, Unix seconds.
+    pub at: i64,
+    /// The product, when the caller knows it (needed for v2 reports without a usable
+    /// productName).
+    pub product: Option<Product>,
+}
+
+/// What the checks established, beyond the check list.
+#[derive(Clone, Debug, Default)]
+pub struct Outcome {
+    /// The product whose chain was used.
+    pub product: Option<Product>,
+    /// True if the chain ends at a simulated platform's roots.
+    pub simulated: bool,
+}
+
+fn window(c: &AmdCert) -> String {
+    let f = |t: i64| {
+        time::OffsetDateTime::from_unix_timestamp(t)
+            .ok()
+            .and_then(|d| {
+                d.format(&time::format_description::well_known::Rfc3339)
+                    .ok()
+            })
+            .unwrap_or_else(|| t.to_string())
+    };
+    format!("{} {}..{}", c.subject_cn, f(c.not_before), f(c.not_after))
+}
+
+/// Decides the product: CPUID (v3+) first, then the caller, then productName; any two
+/// that are present must agree.
+fn decide_product(
+    r: &Report,
+    given: Option<Product>,
+    ext: &VekExtensions,
+    checks: &mut Checks,
+) -> Option<Product> {
+    let from_cpuid = r.cpuid.map(|c| (c, Product::from_cpuid(c.family, c.model)));
+    let named = ext.product();
+    let (product, basis) = match (from_cpuid, given) {
+        (Some((c, None)), _) => {
+            checks.require(
+                "product",
+                false,
+                format!(
+                    "CPUID family {:#x} model {:#x} is not a known SEV-SNP product",
+                    c.family, c.model
+                ),
+            );
+            return None;
+        }
+        (Some((c, Some(p))), _) => (
+            p,
+            format!(
+                "from report CPUID family {:#x} model {:#x}",
+                c.family, c.model
+            ),
+        ),
+        (None, Some(p)) => (p, "as given (report v2 has no CPUID)".to_owned()),
+        (None, None) => {
+            match named {
+                Some(p) => (
+                    p,
+                    "from the certificate's productName (report v2 has no CPUID)".to_owned(),
+                ),
+                None => {
+                    checks.require("product", false, "report v2 has no CPUID and the certificate names no product: give the product");
+                    return None;
+                }
+            }
+        }
+    };
+    for (what, other) in [("given product", given), ("certificate productName", named)] {
+        if let Some(o) = other.filter(|o| *o != product) {
+            checks.require(
+                "product",
+                false,
+                format!("{product} {basis}, but {what} is {o}"),
+            );
+            return None;
+        }
+    }
+    checks.require("product", true, format!("{product} {basis}"));
+    Some(product)
+}
+
+/// Runs every authenticity check, recording each in `checks`.
+pub fn check_authenticity(
+    r: &Report,
+    inputs: &Inputs,
+    trust: &TrustStore,
+    checks: &mut Checks,
+) -> Result<Outcome, VerifyError> {
+    let (vek_der, is_vlek) = match &inputs.vek {
+        Vek::Vcek(d) => (d, false),
+        Vek::Vlek(d) => (d, true),
+    };
+    let key_name = if is_vlek { "VLEK" } else { "VCEK" };
+    let vek = AmdCert::parse(if is_vlek { "VLEK" } else { "VCEK" }, vek_der)?;
+    let ext = VekExtensions::read(&vek);
+    let supplied_ark = inputs
+        .ark
+        .as_deref()
+        .map(|d| AmdCert::parse("ARK", d))
+        .transpose()?;
+    let supplied_int = inputs
+        .intermediate
+        .as_deref()
+        .map(|d| AmdCert::parse(if is_vlek { "ASVK" } else { "ASK" }, d))
+        .transpose()?;
+    let crl = inputs.crl.as_deref().map(Crl::parse).transpose()?;
+
+    checks.require(
+        "report_version",
+        (2..=5).contains(&r.version),
+        format!("version {}", r.version),
+    );
+    checks.require(
+        "signature_algo",
+        r.signature_algo == 1,
+        format!(
+            "expected 1 (ECDSA P-384 with SHA-384), found {}",
+            r.signature_algo
+        ),
+    );
+    let (want, ok) = match r.signing_key {
+        SigningKey::Vcek => ("VCEK", !is_vlek),
+        SigningKey::Vlek => ("VLEK", is_vlek),
+        SigningKey::None => ("no key", false),
+        SigningKey::Reserved(_) => ("a reserved value", false),
+    };
+    checks.require(
+        "signing_key",
+        ok,
+        format!("report says {want}, certificate given is a {key_name}"),
+    );
+
+    let mut outcome = Outcome::default();
+    let Some(product) = decide_product(r, inputs.product, &ext, checks) else {
+        return Ok(outcome);
+    };
+    outcome.product = Some(product);
+
+    // Choose the anchor the VEK chains to: AMD's pinned one first, a simulated one only if
+    // the caller added it to the trust store.
+    let anchors: Vec<&Anchor> = trust.anchors(product).collect();
+    let Some(anchor) = anchors
+        .iter()
+        .copied()
+        .find(|a| {
+            let int = supplied_int.as_ref().or(if is_vlek {
+                a.asvk.as_ref()
+            } else {
+                Some(&a.ask)
+            });
+            int.is_some_and(|i| sig::cert_signed_by(&vek, i))
+        })
+        .or(anchors.first().copied())
+    else {
+        checks.require(
+            "ark_pinned",
+            false,
+            format!("no trusted roots for {product}"),
+        );
+        return Ok(outcome);
+    };
+    outcome.simulated = anchor.simulated;
+
+    match &supplied_ark {
+        Some(a) => checks.require(
+            "ark_pinned",
+            a.der == anchor.ark.der,
+            if a.der == anchor.ark.der {
+                format!(
+                    "supplied ARK is byte-equal to the pinned {}",
+                    anchor.ark.subject_cn
+                )
+            } else {
+                format!(
+                    "supplied ARK ({}) is not the pinned {}",
+                    a.subject_cn, anchor.ark.subject_cn
+                )
+            },
+        ),
+        None => checks.require(
+            "ark_pinned",
+            true,
+            format!("pinned {} used", anchor.ark.subject_cn),
+        ),
+    }
+    let ark = &anchor.ark;
+    checks.require(
+        "ark_self_signed",
+        sig::cert_signed_by(ark, ark),
+        format!("{} signs itself", ark.subject_cn),
+    );
+
+    let int_name = if is_vlek {
+        "asvk_signed_by_ark"
+    } else {
+        "ask_signed_by_ark"
+    };
+    let intermediate = supplied_int.as_ref().or(if is_vlek {
+        anchor.asvk.as_ref()
+    } else {
+        Some(&anchor.ask)
+    });
+    let Some(int) = intermediate else {
+        checks.require(
+            int_name,
+            false,
+            format!(
+                "no {} intermediate for {product}",
+                if is_vlek { "ASVK" } else { "ASK" }
+            ),
+        );
+        return Ok(outcome);
+    };
+    checks.require(
+        int_name,
+        sig::cert_signed_by(int, ark),
+        format!("{} signed by {}", int.subject_cn, ark.subject_cn),
+    );
+    let vek_name = if is_vlek {
+        "vlek_signed_by_asvk"
+    } else {
+        "vcek_signed_by_ask"
+    };
+    checks.require(
+        vek_name,
+        sig::cert_signed_by(&vek, int),
+        format!(
+            "{} (issuer {}) signed by {}",
+            vek.subject_cn, vek.issuer_cn, int.subject_cn
+        ),
+    );
+
+    let stale: Vec<String> = [ark, int, &vek]
+        .iter()
+        .filter(|c| !c.valid_at(inputs.at))
+        .map(|c| window(c))
+        .collect();
+    checks.require(
+        "cert_validity",
+        stale.is_empty(),
+        if stale.is_empty() {
+            format!(
+                "{}, {}, {} valid at {}",
+                ark.subject_cn, int.subject_cn, vek.subject_cn, inputs.at
+            )
+        } else {
+            format!("outside validity at {}: {}", inputs.at, stale.join("; "))
+        },
+    );
+
+    match &crl {
+        None => checks.skip("crl", "no CRL given"),
+        Some(c) => {
+            let mut problems = Vec::new();
+            if !c.signed_by(ark) {
+                problems.push(format!("not signed by {}", ark.subject_cn));
+            }
+            if !c.current_at(inputs.at) {
+                problems.push(format!(
+                    "not current at {} (thisUpdate {}, nextUpdate {:?})",
+                    inputs.at, c.this_update, c.next_update
+                ));
+            }
+            if c.revokes(&int.serial) {
+                problems.push(format!(
+                    "{} serial {} is revoked",
+                    int.subject_cn,
+                    hex::encode(&int.serial)
+                ));
+            }
+            checks.require(
+                "crl",
+                problems.is_empty(),
+                if problems.is_empty() {
+                    format!(
+                        "{} CRL current and {} not revoked",
+                        c.issuer_cn, int.subject_cn
+                    )
+                } else {
+                    problems.join("; ")
+                },
+            );
+        }
+    }
+
+    checks.require(
+        "report_signature",
+        sig::report_signed_by(
+            r.signed_bytes(),
+            &r.signature_r,
+            &r.signature_s,
+            &vek.public_key,
+        ),
+        format!("ECDSA P-384/SHA-384 over bytes 0x000..0x2a0 with the {key_name} key"),
+    );
+    check_tcb(r, product, &ext, key_name, checks);
+    check_chip_id(r, product, &ext, is_vlek, checks);
+    Ok(outcome)
+}
+
+fn check_tcb(r: &Report, product: Product, ext: &VekExtensions, key: &str, checks: &mut Checks) {
+    let tcb = Tcb::decode(r.reported_tcb, product);
+    let mut want: Vec<(&str, Spl, u8)> = vec![
+        ("bl", ext.bl, tcb.bl),
+        ("tee", ext.tee, tcb.tee),
+        ("snp", ext.snp, tcb.snp),
+        ("ucode", ext.ucode, tcb.ucode),
+    ];
+    if let Some(f) = tcb.fmc {
+        want.insert(0, ("fmc", ext.fmc, f));
+    }
+    let bad: Vec<String> = want
+        .iter()
+        .filter_map(|(n, spl, v)| match spl {
+            Spl::Value(c) if c == v => None,
+            Spl::Value(c) => Some(format!("{n}: report {v}, {key} {c}")),
+            Spl::Absent => Some(format!("{n}: {key} has no {n}SPL extension")),
+            Spl::Malformed => Some(format!("{n}: {key} {n}SPL is not a DER INTEGER 0-255")),
+        })
+        .collect();
+    checks.require(
+        "reported_tcb_matches_vek",
+        bad.is_empty(),
+        if bad.is_empty() {
+            let parts: Vec<String> = tcb
+                .components()
+                .iter()
+                .map(|(n, v)| format!("{n}={v}"))
+                .collect();
+            format!("REPORTED_TCB {} equals the {key}'s SPLs", parts.join(" "))
+        } else {
+            bad.join("; ")
+        },
+    );
+}
+
+fn check_chip_id(
+    r: &Report,
+    product: Product,
+    ext: &VekExtensions,
+    is_vlek: bool,
+    checks: &mut Checks,
+) {
+    if is_vlek {
+        checks.skip("chip_id_matches_hwid", "VLEK certificates carry no hwID");
+        return;
+    }
+    let Some((hwid, enc)) = ext.hwid(product) else {
+        checks.require(
+            "chip_id_matches_hwid",
+            false,
+            format!(
+                "VCEK hwID missing or not {} bytes (raw or OCTET STRING)",
+                product.hwid_len()
+            ),
+        );
+        return;
+    };
+    let n = hwid.len();
+    let ok = r.chip_id[..n] == hwid[..] && r.chip_id[n..].iter().all(|b| *b == 0);
+    checks.require(
+        "chip_id_matches_hwid",
+        ok,
+        if ok {
+            format!("CHIP_ID equals the VCEK's {n}-byte hwID ({enc:?})")
+        } else {
+            format!(
+                "CHIP_ID {} vs VCEK hwID {}",
+                hex::encode(r.chip_id),
+                hex::encode(&hwid)
+            )
+        },
+    );
+}
