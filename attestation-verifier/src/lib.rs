@@ -16,7 +16,7 @@ use abi::Report;
 use validate::Policy;
 use verdict::{Checks, Verdict};
 use verify::roots::TrustStore;
-use verify::{Inputs, VerifyError};
+use verify::{ChainCache, Inputs, VerifyError};
 
 /// Verifies a report: every authenticity check, then every policy item. Returns an error
 /// only for unusable input (a certificate or CRL that cannot be parsed); everything else
@@ -27,8 +27,50 @@ pub fn verify_report(
     policy: &Policy,
     trust: &TrustStore,
 ) -> Result<Verdict, VerifyError> {
+    verify_with_cache(report, inputs, policy, trust, None)
+}
+
+/// A verifier that remembers verified certificate chains, so repeated reports from the
+/// same chip cost one ECDSA verification plus parsing.
+#[derive(Debug, Default)]
+pub struct Verifier {
+    /// The roots chains may end at.
+    pub trust: TrustStore,
+    /// The policy applied after authenticity.
+    pub policy: Policy,
+    cache: ChainCache,
+}
+
+impl Verifier {
+    /// A verifier with these roots and this policy.
+    pub fn new(trust: TrustStore, policy: Policy) -> Self {
+        Verifier {
+            trust,
+            policy,
+            cache: ChainCache::new(),
+        }
+    }
+
+    /// Verifies a report, reusing cached chain checks.
+    pub fn verify(&self, report: &Report, inputs: &Inputs) -> Result<Verdict, VerifyError> {
+        verify_with_cache(report, inputs, &self.policy, &self.trust, Some(&self.cache))
+    }
+
+    /// Number of chains cached.
+    pub fn cached_chains(&self) -> usize {
+        self.cache.len()
+    }
+}
+
+fn verify_with_cache(
+    report: &Report,
+    inputs: &Inputs,
+    policy: &Policy,
+    trust: &TrustStore,
+    cache: Option<&ChainCache>,
+) -> Result<Verdict, VerifyError> {
     let mut checks = Checks::default();
-    let outcome = verify::check_authenticity(report, inputs, trust, &mut checks)?;
+    let outcome = verify::check_authenticity(report, inputs, trust, cache, &mut checks)?;
     if outcome.simulated {
         checks.skip(
             "root",

@@ -733,6 +733,17 @@ fn pem_or_der_decoding() -> TestResult {
     let two = [vcek.as_slice(), turin[1].as_slice()].concat();
     assert_eq!(offline::pem_or_der_certs(&two)?.len(), 2);
 
+    // Text that happens to start with '0' (the DER SEQUENCE tag) is still PEM.
+    let zero_first = [b"0 = the Milan ARK\n".as_slice(), &data("milan-ark.pem")?].concat();
+    assert_eq!(
+        sha256(
+            offline::pem_or_der_certs(&zero_first)?
+                .first()
+                .map(Vec::as_slice)
+        ),
+        MILAN_ARK
+    );
+
     let crl_pem = data("milan-crl-2025-05-06.pem")?;
     let crls = offline::pem_or_der(&crl_pem, X509_CRL, Path::new("crl.pem"))?;
     assert_eq!(crls.len(), 1);

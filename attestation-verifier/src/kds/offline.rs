@@ -142,13 +142,18 @@ pub fn pem_or_der_certs(bytes: &[u8]) -> Result<Vec<Vec<u8>>, KdsError> {
 
 /// All DER objects in a file's bytes, in file order: PEM blocks labelled `label` (e.g.
 /// [`CERTIFICATE`] or [`X509_CRL`]), or concatenated DER SEQUENCEs. The encoding is told by
-/// content: DER starts with a SEQUENCE tag, PEM has a `-----BEGIN` line. `file` only names
-/// the input in errors.
+/// content: DER starts with a SEQUENCE tag, PEM has a `-----BEGIN` line (a text file that
+/// happens to start with `0`, the SEQUENCE tag, is still read as PEM). `file` only names the
+/// input in errors.
 pub fn pem_or_der(bytes: &[u8], label: &str, file: &Path) -> Result<Vec<Vec<u8>>, KdsError> {
-    if bytes.first() == Some(&0x30) {
-        return der_sequences(bytes, file);
-    }
     let looks_pem = bytes.windows(11).any(|w| w == b"-----BEGIN ");
+    if bytes.first() == Some(&0x30) {
+        match der_sequences(bytes, file) {
+            Ok(der) => return Ok(der),
+            Err(e) if !looks_pem => return Err(e),
+            Err(_) => {}
+        }
+    }
     if !looks_pem {
         return Err(KdsError::NotPemOrDer {
             file: file.to_path_buf(),

@@ -218,10 +218,10 @@ fn check_pss_params(contents: &[u8]) -> Result<(), String> {
     if salt != Some(48) {
         return Err(format!("PSS saltLength is {salt:?}, expected 48"));
     }
-    if let Some(t) = field(0xa3) {
-        if inner(t).and_then(|t| der::uint(&t)) != Some(1) {
-            return Err("PSS trailerField is not 1".into());
-        }
+    if let Some(t) = field(0xa3)
+        && inner(t).and_then(|t| der::uint(&t)) != Some(1)
+    {
+        return Err("PSS trailerField is not 1".into());
     }
     let known = [0xa0, 0xa1, 0xa2, 0xa3];
     if kids.iter().any(|k| !known.contains(&k.tag)) || kids.len() > 4 {

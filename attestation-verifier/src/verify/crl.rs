@@ -87,7 +87,7 @@ impl Crl {
     /// True if the certificate with this serial is revoked.
     pub fn revokes(&self, serial: &[u8]) -> bool {
         let s = strip_zeros(serial);
-        self.revoked.iter().any(|r| *r == s)
+        self.revoked.contains(&s)
     }
 
     /// True if `at` lies between thisUpdate and nextUpdate.

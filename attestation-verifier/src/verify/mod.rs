@@ -59,17 +59,24 @@ pub struct Outcome {
     pub simulated: bool,
 }
 
+/// Unix seconds as RFC 3339.
+pub fn rfc3339(t: i64) -> String {
+    time::OffsetDateTime::from_unix_timestamp(t)
+        .ok()
+        .and_then(|d| {
+            d.format(&time::format_description::well_known::Rfc3339)
+                .ok()
+        })
+        .unwrap_or_else(|| t.to_string())
+}
+
 fn window(c: &AmdCert) -> String {
-    let f = |t: i64| {
-        time::OffsetDateTime::from_unix_timestamp(t)
-            .ok()
-            .and_then(|d| {
-                d.format(&time::format_description::well_known::Rfc3339)
-                    .ok()
-            })
-            .unwrap_or_else(|| t.to_string())
-    };
-    format!("{} {}..{}", c.subject_cn, f(c.not_before), f(c.not_after))
+    format!(
+        "{} {}..{}",
+        c.subject_cn,
+        rfc3339(c.not_before),
+        rfc3339(c.not_after)
+    )
 }
 
 /// Decides the product: CPUID (v3+) first, then the caller, then productName; any two
@@ -129,18 +136,92 @@ fn decide_product(
     Some(product)
 }
 
-/// Runs every authenticity check, recording each in `checks`.
-pub fn check_authenticity(
-    r: &Report,
+/// The part of a verification that depends only on certificate bytes: parsing, and the
+/// three chain signatures. Cached per chain, so a second report from the same node costs
+/// one ECDSA verification.
+#[derive(Debug)]
+struct Chain {
+    vek: AmdCert,
+    ext: VekExtensions,
+    supplied_ark: Option<AmdCert>,
+    anchor: Option<Anchor>,
+    intermediate: Option<AmdCert>,
+    ark_self_signed: bool,
+    int_signed_by_ark: bool,
+    vek_signed_by_int: bool,
+}
+
+/// Memoised chain checks, keyed by the SHA-256 of every certificate involved.
+#[derive(Debug, Default)]
+pub struct ChainCache {
+    map: std::sync::Mutex<std::collections::HashMap<[u8; 32], std::sync::Arc<Chain>>>,
+}
+
+/// Entries kept before the cache is emptied; bounds memory under hostile input.
+const CACHE_CAP: usize = 4096;
+
+impl ChainCache {
+    /// An empty cache.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Number of cached chains.
+    pub fn len(&self) -> usize {
+        self.map.lock().map(|m| m.len()).unwrap_or(0)
+    }
+
+    /// True if nothing is cached.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    fn get_or_build(
+        &self,
+        key: [u8; 32],
+        build: impl FnOnce() -> Result<Chain, VerifyError>,
+    ) -> Result<std::sync::Arc<Chain>, VerifyError> {
+        if let Some(c) = self.map.lock().ok().and_then(|m| m.get(&key).cloned()) {
+            return Ok(c);
+        }
+        let chain = std::sync::Arc::new(build()?);
+        if let Ok(mut m) = self.map.lock() {
+            if m.len() >= CACHE_CAP {
+                m.clear();
+            }
+            m.insert(key, chain.clone());
+        }
+        Ok(chain)
+    }
+}
+
+fn chain_key(product: Option<Product>, inputs: &Inputs) -> [u8; 32] {
+    let mut ctx = ring::digest::Context::new(&ring::digest::SHA256);
+    let (tag, vek) = match &inputs.vek {
+        Vek::Vcek(d) => (b"vcek", d),
+        Vek::Vlek(d) => (b"vlek", d),
+    };
+    ctx.update(tag);
+    ctx.update(product.map(|p| p.name()).unwrap_or("-").as_bytes());
+    for part in [Some(vek), inputs.intermediate.as_ref(), inputs.ark.as_ref()] {
+        let part = part.map(Vec::as_slice).unwrap_or(&[]);
+        ctx.update(&(part.len() as u64).to_le_bytes());
+        ctx.update(part);
+    }
+    let mut out = [0u8; 32];
+    out.copy_from_slice(ctx.finish().as_ref());
+    out
+}
+
+fn build_chain(
     inputs: &Inputs,
+    product: Option<Product>,
     trust: &TrustStore,
-    checks: &mut Checks,
-) -> Result<Outcome, VerifyError> {
+) -> Result<Chain, VerifyError> {
     let (vek_der, is_vlek) = match &inputs.vek {
         Vek::Vcek(d) => (d, false),
         Vek::Vlek(d) => (d, true),
     };
-    let key_name = if is_vlek { "VLEK" } else { "VCEK" };
     let vek = AmdCert::parse(if is_vlek { "VLEK" } else { "VCEK" }, vek_der)?;
     let ext = VekExtensions::read(&vek);
     let supplied_ark = inputs
@@ -153,6 +234,64 @@ pub fn check_authenticity(
         .as_deref()
         .map(|d| AmdCert::parse(if is_vlek { "ASVK" } else { "ASK" }, d))
         .transpose()?;
+    let mut chain = Chain {
+        vek,
+        ext,
+        supplied_ark,
+        anchor: None,
+        intermediate: None,
+        ark_self_signed: false,
+        int_signed_by_ark: false,
+        vek_signed_by_int: false,
+    };
+    let Some(product) = product.or_else(|| chain.ext.product()) else {
+        return Ok(chain);
+    };
+    // AMD's pinned anchor first; a simulated one only if the caller added it.
+    let anchors: Vec<&Anchor> = trust.anchors(product).collect();
+    let int_of = |a: &Anchor| -> Option<AmdCert> {
+        supplied_int.clone().or_else(|| {
+            if is_vlek {
+                a.asvk.clone()
+            } else {
+                Some(a.ask.clone())
+            }
+        })
+    };
+    // The anchor whose ARK signed the intermediate that signed the VEK; failing that,
+    // AMD's (whose checks will then fail and say where).
+    let anchor = anchors
+        .iter()
+        .copied()
+        .find(|a| {
+            int_of(a).is_some_and(|i| {
+                sig::cert_signed_by(&chain.vek, &i) && sig::cert_signed_by(&i, &a.ark)
+            })
+        })
+        .or(anchors.first().copied());
+    if let Some(a) = anchor {
+        chain.ark_self_signed = sig::cert_signed_by(&a.ark, &a.ark);
+        chain.intermediate = int_of(a);
+        if let Some(i) = &chain.intermediate {
+            chain.int_signed_by_ark = sig::cert_signed_by(i, &a.ark);
+            chain.vek_signed_by_int = sig::cert_signed_by(&chain.vek, i);
+        }
+        chain.anchor = Some(a.clone());
+    }
+    Ok(chain)
+}
+
+/// Runs every authenticity check, recording each in `checks`. `cache` memoises the chain
+/// checks across calls.
+pub fn check_authenticity(
+    r: &Report,
+    inputs: &Inputs,
+    trust: &TrustStore,
+    cache: Option<&ChainCache>,
+    checks: &mut Checks,
+) -> Result<Outcome, VerifyError> {
+    let is_vlek = matches!(inputs.vek, Vek::Vlek(_));
+    let key_name = if is_vlek { "VLEK" } else { "VCEK" };
     let crl = inputs.crl.as_deref().map(Crl::parse).transpose()?;
 
     checks.require(
@@ -180,28 +319,46 @@ pub fn check_authenticity(
         format!("report says {want}, certificate given is a {key_name}"),
     );
 
+    // The product the chain is built for: CPUID, else the caller's, else productName (the
+    // decision below re-checks that all present sources agree).
+    let hint = r
+        .cpuid
+        .and_then(|c| Product::from_cpuid(c.family, c.model))
+        .or(inputs.product);
+    let chain = match cache {
+        Some(c) => c.get_or_build(chain_key(hint, inputs), || build_chain(inputs, hint, trust))?,
+        None => std::sync::Arc::new(build_chain(inputs, hint, trust)?),
+    };
+    let vek = &chain.vek;
+
     let mut outcome = Outcome::default();
-    let Some(product) = decide_product(r, inputs.product, &ext, checks) else {
+    let report_signature = |checks: &mut Checks| {
+        // The signature field is R (72), S (72) and 368 reserved bytes that must be zero:
+        // they are outside the signed range, so anything there is unauthenticated.
+        let reserved_zero = r.raw[0x330..].iter().all(|b| *b == 0);
+        let valid = sig::report_signed_by(
+            r.signed_bytes(),
+            &r.signature_r,
+            &r.signature_s,
+            &vek.public_key,
+        );
+        checks.require(
+            "report_signature",
+            valid && reserved_zero,
+            if reserved_zero {
+                format!("ECDSA P-384/SHA-384 over bytes 0x000..0x2a0 with the {key_name} key")
+            } else {
+                "reserved bytes 0x330..0x4a0 of the signature field are not zero".to_owned()
+            },
+        );
+    };
+    let Some(product) = decide_product(r, inputs.product, &chain.ext, checks) else {
+        // No chain can be chosen; the signature is still checked, to say all that is wrong.
+        report_signature(checks);
         return Ok(outcome);
     };
     outcome.product = Some(product);
-
-    // Choose the anchor the VEK chains to: AMD's pinned one first, a simulated one only if
-    // the caller added it to the trust store.
-    let anchors: Vec<&Anchor> = trust.anchors(product).collect();
-    let Some(anchor) = anchors
-        .iter()
-        .copied()
-        .find(|a| {
-            let int = supplied_int.as_ref().or(if is_vlek {
-                a.asvk.as_ref()
-            } else {
-                Some(&a.ask)
-            });
-            int.is_some_and(|i| sig::cert_signed_by(&vek, i))
-        })
-        .or(anchors.first().copied())
-    else {
+    let Some(anchor) = chain.anchor.as_ref().filter(|a| a.product == product) else {
         checks.require(
             "ark_pinned",
             false,
@@ -210,33 +367,32 @@ pub fn check_authenticity(
         return Ok(outcome);
     };
     outcome.simulated = anchor.simulated;
-
-    match &supplied_ark {
+    let ark = &anchor.ark;
+    match &chain.supplied_ark {
         Some(a) => checks.require(
             "ark_pinned",
-            a.der == anchor.ark.der,
-            if a.der == anchor.ark.der {
+            a.der == ark.der,
+            if a.der == ark.der {
                 format!(
                     "supplied ARK is byte-equal to the pinned {}",
-                    anchor.ark.subject_cn
+                    ark.subject_cn
                 )
             } else {
                 format!(
                     "supplied ARK ({}) is not the pinned {}",
-                    a.subject_cn, anchor.ark.subject_cn
+                    a.subject_cn, ark.subject_cn
                 )
             },
         ),
         None => checks.require(
             "ark_pinned",
             true,
-            format!("pinned {} used", anchor.ark.subject_cn),
+            format!("pinned {} used", ark.subject_cn),
         ),
     }
-    let ark = &anchor.ark;
     checks.require(
         "ark_self_signed",
-        sig::cert_signed_by(ark, ark),
+        chain.ark_self_signed,
         format!("{} signs itself", ark.subject_cn),
     );
 
@@ -245,12 +401,7 @@ pub fn check_authenticity(
     } else {
         "ask_signed_by_ark"
     };
-    let intermediate = supplied_int.as_ref().or(if is_vlek {
-        anchor.asvk.as_ref()
-    } else {
-        Some(&anchor.ask)
-    });
-    let Some(int) = intermediate else {
+    let Some(int) = chain.intermediate.as_ref() else {
         checks.require(
             int_name,
             false,
@@ -263,7 +414,7 @@ pub fn check_authenticity(
     };
     checks.require(
         int_name,
-        sig::cert_signed_by(int, ark),
+        chain.int_signed_by_ark,
         format!("{} signed by {}", int.subject_cn, ark.subject_cn),
     );
     let vek_name = if is_vlek {
@@ -273,14 +424,14 @@ pub fn check_authenticity(
     };
     checks.require(
         vek_name,
-        sig::cert_signed_by(&vek, int),
+        chain.vek_signed_by_int,
         format!(
             "{} (issuer {}) signed by {}",
             vek.subject_cn, vek.issuer_cn, int.subject_cn
         ),
     );
 
-    let stale: Vec<String> = [ark, int, &vek]
+    let stale: Vec<String> = [ark, int, vek]
         .iter()
         .filter(|c| !c.valid_at(inputs.at))
         .map(|c| window(c))
@@ -291,10 +442,17 @@ pub fn check_authenticity(
         if stale.is_empty() {
             format!(
                 "{}, {}, {} valid at {}",
-                ark.subject_cn, int.subject_cn, vek.subject_cn, inputs.at
+                ark.subject_cn,
+                int.subject_cn,
+                vek.subject_cn,
+                rfc3339(inputs.at)
             )
         } else {
-            format!("outside validity at {}: {}", inputs.at, stale.join("; "))
+            format!(
+                "outside validity at {}: {}",
+                rfc3339(inputs.at),
+                stale.join("; ")
+            )
         },
     );
 
@@ -307,8 +465,10 @@ pub fn check_authenticity(
             }
             if !c.current_at(inputs.at) {
                 problems.push(format!(
-                    "not current at {} (thisUpdate {}, nextUpdate {:?})",
-                    inputs.at, c.this_update, c.next_update
+                    "not current at {} (thisUpdate {}, nextUpdate {})",
+                    rfc3339(inputs.at),
+                    rfc3339(c.this_update),
+                    c.next_update.map(rfc3339).unwrap_or_else(|| "none".into())
                 ));
             }
             if c.revokes(&int.serial) {
@@ -333,18 +493,9 @@ pub fn check_authenticity(
         }
     }
 
-    checks.require(
-        "report_signature",
-        sig::report_signed_by(
-            r.signed_bytes(),
-            &r.signature_r,
-            &r.signature_s,
-            &vek.public_key,
-        ),
-        format!("ECDSA P-384/SHA-384 over bytes 0x000..0x2a0 with the {key_name} key"),
-    );
-    check_tcb(r, product, &ext, key_name, checks);
-    check_chip_id(r, product, &ext, is_vlek, checks);
+    report_signature(checks);
+    check_tcb(r, product, &chain.ext, key_name, checks);
+    check_chip_id(r, product, &chain.ext, is_vlek, checks);
     Ok(outcome)
 }
 

@@ -2,6 +2,8 @@
 //! their provenance) and the ground truth in each case's `expected.json`.
 #![allow(dead_code)]
 
+pub mod synth;
+
 use std::path::{Path, PathBuf};
 
 use attestation_verifier::kds::offline::pem_or_der_certs;

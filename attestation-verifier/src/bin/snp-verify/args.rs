@@ -35,7 +35,7 @@ pub struct Cli {
 pub enum Command {
     /// Verify a report (authenticity, then policy).
     #[command(after_help = EXIT_CODES)]
-    Report(ReportArgs),
+    Report(Box<ReportArgs>),
     /// Print a report's parsed fields (no verification).
     Parse(ParseArgs),
 }

@@ -118,12 +118,15 @@ fn kds_cache(a: &ReportArgs) -> std::path::PathBuf {
     base.join("snp-verify/kds")
 }
 
+/// The endorsement key certificate, and the ARK and intermediate supplied with it.
+struct Gathered {
+    vek: Vek,
+    ark: Option<Vec<u8>>,
+    intermediate: Option<Vec<u8>>,
+}
+
 /// The VEK and optional supplied chain, from whichever source was given.
-fn gather(
-    a: &ReportArgs,
-    ev: &Evidence,
-    product: Option<Product>,
-) -> Result<(Vek, Option<Vec<u8>>, Option<Vec<u8>>)> {
+fn gather(a: &ReportArgs, ev: &Evidence, product: Option<Product>) -> Result<Gathered> {
     let (mut ark, mut int) = (None, None);
     let vek = if let Some(p) = &a.vcek {
         let mut c = certs("VCEK", p)?;
@@ -198,7 +201,11 @@ fn gather(
     if let Some(p) = &a.ask {
         int = Some(certs("ASK", p)?.remove(0));
     }
-    Ok((vek, ark, int))
+    Ok(Gathered {
+        vek,
+        ark,
+        intermediate: int,
+    })
 }
 
 /// `snp-verify report`: returns whether the report was accepted.
@@ -207,11 +214,11 @@ pub fn run_report(a: &ReportArgs) -> Result<bool> {
     let ev =
         abi::parse_evidence(&bytes).with_context(|| format!("report {}", a.report.display()))?;
     let given = product(&a.product)?;
-    let (vek, ark, intermediate) = gather(a, &ev, given)?;
+    let g = gather(a, &ev, given)?;
     let inputs = Inputs {
-        vek,
-        ark,
-        intermediate,
+        vek: g.vek,
+        ark: g.ark,
+        intermediate: g.intermediate,
         crl: a.crl.as_deref().map(|p| read("CRL", p)).transpose()?,
         at: at(&a.at)?,
         product: given,
