@@ -323,3 +323,39 @@ fn real_crls_are_checked() {
     let v = verify_report(&report, &i, &permissive(), &trust).unwrap_or_else(|e| panic!("{e}"));
     assert!(failed(&v, "crl"));
 }
+
+#[test]
+fn hwid_is_accepted_raw_and_as_octet_string() {
+    for wrap in [false, true] {
+        let s = common::synth::build_with(wrap);
+        let report = Report::parse(&s.report).unwrap_or_else(|e| panic!("{e}"));
+        let inputs = Inputs {
+            vek: Vek::Vcek(s.vcek_der.clone()),
+            ark: None,
+            intermediate: None,
+            crl: None,
+            at: 1_735_689_600,
+            product: None,
+        };
+        let trust = TrustStore::amd().with_simulated(s.anchor());
+        let v = verify_report(&report, &inputs, &permissive(), &trust)
+            .unwrap_or_else(|e| panic!("{e}"));
+        assert!(v.accepted, "{:#?}", v.checks);
+        let c = v
+            .checks
+            .iter()
+            .find(|c| c.check == "chip_id_matches_hwid")
+            .unwrap_or_else(|| panic!("no check"));
+        assert!(
+            c.detail.contains(if wrap { "OctetString" } else { "Raw" }),
+            "{}",
+            c.detail
+        );
+        // And a different chip ID is still caught in either encoding.
+        let mut other = s.report.clone();
+        other[0x1a0] ^= 1;
+        let r = Report::parse(&other).unwrap_or_else(|e| panic!("{e}"));
+        let v = verify_report(&r, &inputs, &permissive(), &trust).unwrap_or_else(|e| panic!("{e}"));
+        assert!(failed(&v, "chip_id_matches_hwid"));
+    }
+}

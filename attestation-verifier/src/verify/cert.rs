@@ -229,3 +229,68 @@ fn check_pss_params(contents: &[u8]) -> Result<(), String> {
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::check_pss_params;
+
+    /// DER of `[tag] { inner }`.
+    fn tagged(tag: u8, inner: &[u8]) -> Vec<u8> {
+        let mut v = vec![tag, inner.len() as u8];
+        v.extend_from_slice(inner);
+        v
+    }
+
+    fn hash_alg(oid: &[u8], null: bool) -> Vec<u8> {
+        let mut inner = tagged(0x06, oid);
+        if null {
+            inner.extend_from_slice(&[0x05, 0x00]);
+        }
+        tagged(0x30, &inner)
+    }
+
+    const SHA384: &[u8] = &[0x60, 0x86, 0x48, 0x01, 0x65, 0x03, 0x04, 0x02, 0x02];
+    const SHA256: &[u8] = &[0x60, 0x86, 0x48, 0x01, 0x65, 0x03, 0x04, 0x02, 0x01];
+    const MGF1: &[u8] = &[0x2a, 0x86, 0x48, 0x86, 0xf7, 0x0d, 0x01, 0x01, 0x08];
+
+    fn params(hash: &[u8], mgf_hash: &[u8], salt: u8, trailer: Option<u8>, null: bool) -> Vec<u8> {
+        let mut v = tagged(0xa0, &hash_alg(hash, null));
+        let mut mgf = tagged(0x06, MGF1);
+        mgf.extend(hash_alg(mgf_hash, null));
+        v.extend(tagged(0xa1, &tagged(0x30, &mgf)));
+        v.extend(tagged(0xa2, &[0x02, 0x01, salt]));
+        if let Some(t) = trailer {
+            v.extend(tagged(0xa3, &[0x02, 0x01, t]));
+        }
+        v
+    }
+
+    #[test]
+    fn amd_encodings_are_accepted() {
+        // Older certificates: explicit trailer field and NULL parameters; newer: no trailer.
+        assert_eq!(
+            check_pss_params(&params(SHA384, SHA384, 48, Some(1), true)),
+            Ok(())
+        );
+        assert_eq!(
+            check_pss_params(&params(SHA384, SHA384, 48, None, true)),
+            Ok(())
+        );
+        assert_eq!(
+            check_pss_params(&params(SHA384, SHA384, 48, None, false)),
+            Ok(())
+        );
+    }
+
+    #[test]
+    fn anything_else_is_refused() {
+        assert!(check_pss_params(&params(SHA256, SHA384, 48, None, true)).is_err());
+        assert!(check_pss_params(&params(SHA384, SHA256, 48, None, true)).is_err());
+        assert!(check_pss_params(&params(SHA384, SHA384, 32, None, true)).is_err());
+        assert!(check_pss_params(&params(SHA384, SHA384, 48, Some(2), true)).is_err());
+        assert!(check_pss_params(&[]).is_err());
+        let mut extra = params(SHA384, SHA384, 48, None, true);
+        extra.extend(tagged(0xa4, &[0x05, 0x00]));
+        assert!(check_pss_params(&extra).is_err());
+    }
+}

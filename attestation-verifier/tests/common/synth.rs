@@ -72,6 +72,11 @@ fn crl(revoked: Vec<u8>, issuer: &Issuer<'_, &KeyPair>) -> Vec<u8> {
 /// A Milan-shaped chain and a v3 report with CPUID 0x19/0x01, TCB bl=3 tee=0 snp=8
 /// ucode=115 and a random chip ID.
 pub fn build() -> Synthetic {
+    build_with(false)
+}
+
+/// As [`build`]; with `wrap_hwid` the VCEK's hwID is a DER OCTET STRING instead of raw.
+pub fn build_with(wrap_hwid: bool) -> Synthetic {
     let ark_key = KeyPair::generate_for(&PKCS_ECDSA_P384_SHA384).unwrap_or_else(|e| panic!("{e}"));
     let ark_params = ca("ARK-Test", 0x70);
     let ark = ark_params
@@ -106,7 +111,14 @@ pub fn build() -> Synthetic {
         int_ext(2, 0),
         int_ext(3, 8),
         int_ext(8, 115),
-        CustomExtension::from_oid_content(&[1, 3, 6, 1, 4, 1, 3704, 1, 4], chip_id.to_vec()),
+        CustomExtension::from_oid_content(
+            &[1, 3, 6, 1, 4, 1, 3704, 1, 4],
+            if wrap_hwid {
+                [&[0x04u8, 64][..], &chip_id].concat()
+            } else {
+                chip_id.to_vec()
+            },
+        ),
     ];
     let vcek = vp
         .signed_by(&vcek_kp, &ask_issuer)
