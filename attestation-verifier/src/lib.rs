@@ -8,6 +8,7 @@
 
 pub mod abi;
 pub mod kds;
+pub mod tls;
 pub mod validate;
 pub mod verdict;
 pub mod verify;

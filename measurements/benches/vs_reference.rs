@@ -185,7 +185,26 @@ impl Tools {
 fn build_release_binary(root: &Path) -> Result<PathBuf> {
     let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
     eprintln!("bench: cargo build --release -p snp-measure --bin snp-measure");
-    let output = Command::new(&cargo)
+    let mut command = Command::new(&cargo);
+    // `cargo bench` describes this package in CARGO_MANIFEST_DIR & co.; build scripts that
+    // watch those (ring's) would see them change and rebuild on every run.
+    for (key, _) in std::env::vars_os() {
+        if key.to_str().is_some_and(|k| {
+            k.starts_with("CARGO_PKG_")
+                || [
+                    "CARGO_MANIFEST_DIR",
+                    "CARGO_MANIFEST_PATH",
+                    "CARGO_CRATE_NAME",
+                    "CARGO_BIN_NAME",
+                    "CARGO_PRIMARY_PACKAGE",
+                    "OUT_DIR",
+                ]
+                .contains(&k)
+        }) {
+            command.env_remove(&key);
+        }
+    }
+    let output = command
         .current_dir(root)
         .args([
             "build",

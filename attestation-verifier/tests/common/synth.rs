@@ -15,6 +15,7 @@ use rcgen::{
 
 pub const ASK_SERIAL: u8 = 0x71;
 
+#[derive(Clone)]
 pub struct Synthetic {
     pub ark_der: Vec<u8>,
     pub ask_der: Vec<u8>,
@@ -24,6 +25,12 @@ pub struct Synthetic {
     pub crl_revoking_ask: Vec<u8>,
     /// ARK-signed CRL revoking nothing.
     pub crl_clean: Vec<u8>,
+    /// The VCEK's key, to sign further reports.
+    pub vcek_key: p384::ecdsa::SigningKey,
+    /// The chip ID in the VCEK.
+    pub chip_id: [u8; 64],
+    /// The measurement of [`Synthetic::report`].
+    pub measurement: [u8; 48],
 }
 
 fn int_ext(arc: u64, v: u8) -> CustomExtension {
@@ -124,27 +131,9 @@ pub fn build_with(wrap_hwid: bool) -> Synthetic {
         .signed_by(&vcek_kp, &ask_issuer)
         .unwrap_or_else(|e| panic!("{e}"));
 
-    let mut r = vec![0u8; 0x4a0];
-    r[0..4].copy_from_slice(&3u32.to_le_bytes());
-    r[8..16].copy_from_slice(&0x30000u64.to_le_bytes());
-    r[0x34..0x38].copy_from_slice(&1u32.to_le_bytes());
-    let tcb: u64 = u64::from_le_bytes([3, 0, 0, 0, 0, 0, 8, 115]);
-    for at in [0x38, 0x180, 0x1e0, 0x1f0] {
-        r[at..at + 8].copy_from_slice(&tcb.to_le_bytes());
-    }
-    r[0x188] = 0x19;
-    r[0x189] = 0x01;
-    r[0x18a] = 0x01;
-    r[0x1a0..0x1e0].copy_from_slice(&chip_id);
-    r[0x90..0xc0].copy_from_slice(&ring_random(48));
-    let sig: p384::ecdsa::Signature = vcek_sk.sign(&r[..0x2a0]);
-    let (rr, ss) = sig.split_bytes();
-    for (i, b) in rr.iter().rev().enumerate() {
-        r[0x2a0 + i] = *b;
-    }
-    for (i, b) in ss.iter().rev().enumerate() {
-        r[0x2e8 + i] = *b;
-    }
+    let mut measurement = [0u8; 48];
+    measurement.copy_from_slice(&ring_random(48));
+    let r = sign_report(&vcek_sk, &chip_id, &measurement, [0u8; 64], 0x30000);
 
     Synthetic {
         ark_der: ark.der().to_vec(),
@@ -153,7 +142,43 @@ pub fn build_with(wrap_hwid: bool) -> Synthetic {
         report: r,
         crl_revoking_ask: crl(vec![ASK_SERIAL], &ark_issuer),
         crl_clean: crl(vec![], &ark_issuer),
+        vcek_key: vcek_sk,
+        chip_id,
+        measurement,
     }
+}
+
+/// A v3 Milan report with these fields, signed by `key`.
+pub fn sign_report(
+    key: &p384::ecdsa::SigningKey,
+    chip_id: &[u8; 64],
+    measurement: &[u8; 48],
+    report_data: [u8; 64],
+    policy: u64,
+) -> Vec<u8> {
+    let mut r = vec![0u8; 0x4a0];
+    r[0..4].copy_from_slice(&3u32.to_le_bytes());
+    r[8..16].copy_from_slice(&policy.to_le_bytes());
+    r[0x34..0x38].copy_from_slice(&1u32.to_le_bytes());
+    r[0x50..0x90].copy_from_slice(&report_data);
+    let tcb: u64 = u64::from_le_bytes([3, 0, 0, 0, 0, 0, 8, 115]);
+    for at in [0x38, 0x180, 0x1e0, 0x1f0] {
+        r[at..at + 8].copy_from_slice(&tcb.to_le_bytes());
+    }
+    r[0x188] = 0x19;
+    r[0x189] = 0x01;
+    r[0x18a] = 0x01;
+    r[0x1a0..0x1e0].copy_from_slice(chip_id);
+    r[0x90..0xc0].copy_from_slice(measurement);
+    let sig: p384::ecdsa::Signature = key.sign(&r[..0x2a0]);
+    let (rr, ss) = sig.split_bytes();
+    for (i, b) in rr.iter().rev().enumerate() {
+        r[0x2a0 + i] = *b;
+    }
+    for (i, b) in ss.iter().rev().enumerate() {
+        r[0x2e8 + i] = *b;
+    }
+    r
 }
 
 fn ring_random(n: usize) -> Vec<u8> {

@@ -1,0 +1,238 @@
+//! Verifying a node from its TLS certificate: the evidence extension, the report and its
+//! chain, the policy, and the binding of REPORT_DATA to the certificate's key. Accepted
+//! certificates are cached, so a second handshake with the same node costs a hash lookup.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+use x509_parser::prelude::*;
+
+use crate::Verifier;
+use crate::abi::Report;
+use crate::tls::binding::cert_report_data;
+use crate::tls::evidence::{CertRole, EVIDENCE_OID, Evidence, EvidenceError, Platform};
+use crate::validate::Policy;
+use crate::verdict::{Check, Status, Verdict};
+use crate::verify::roots::TrustStore;
+use crate::verify::{Inputs, Vek, VerifyError};
+
+/// A node whose certificate was verified.
+#[derive(Clone, Debug)]
+pub struct AttestedNode {
+    /// The full verdict (accepted).
+    pub verdict: Verdict,
+    /// The evidence from the certificate.
+    pub evidence: Evidence,
+    /// DER SubjectPublicKeyInfo of the TLS key.
+    pub spki: Vec<u8>,
+    /// When it was verified (Unix seconds).
+    pub verified_at: i64,
+}
+
+/// Why a node's certificate was not accepted.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum NodeError {
+    /// The certificate is not X.509 DER.
+    #[error("node certificate is not X.509: {0}")]
+    Certificate(String),
+    /// No evidence extension.
+    #[error("node certificate carries no attestation evidence (extension {EVIDENCE_OID})")]
+    NoEvidence,
+    /// The evidence could not be decoded.
+    #[error(transparent)]
+    Evidence(#[from] EvidenceError),
+    /// The report or a certificate in the evidence is unusable.
+    #[error("node evidence unusable: {0}")]
+    Unusable(String),
+    /// Verification ran and rejected the node; the verdict says why.
+    #[error("node rejected: {}", summary(.0))]
+    Rejected(Box<Verdict>),
+}
+
+fn summary(v: &Verdict) -> String {
+    let f: Vec<String> = v
+        .checks
+        .iter()
+        .filter(|c| c.status != Status::Pass && c.required)
+        .map(|c| format!("{}: {}", c.check, c.detail))
+        .collect();
+    f.join("; ")
+}
+
+impl From<VerifyError> for NodeError {
+    fn from(e: VerifyError) -> Self {
+        NodeError::Unusable(e.to_string())
+    }
+}
+
+/// Seconds a verified certificate stays cached before it is verified again.
+pub const DEFAULT_CACHE_TTL: i64 = 600;
+/// Cached certificates kept at most.
+const CACHE_CAP: usize = 1024;
+
+/// Verifies nodes by their TLS certificates, with a cache of accepted ones.
+#[derive(Debug)]
+pub struct NodeVerifier {
+    verifier: Verifier,
+    ttl: i64,
+    accepted: Mutex<HashMap<[u8; 32], Arc<AttestedNode>>>,
+    rejected: Mutex<HashMap<[u8; 32], Arc<Verdict>>>,
+}
+
+fn sha256(b: &[u8]) -> [u8; 32] {
+    let mut out = [0u8; 32];
+    out.copy_from_slice(ring::digest::digest(&ring::digest::SHA256, b).as_ref());
+    out
+}
+
+impl NodeVerifier {
+    /// A verifier with these roots and policy. The policy should carry the published
+    /// measurement manifest; simulated roots are only trusted if `trust` holds them.
+    pub fn new(trust: TrustStore, policy: Policy) -> Self {
+        NodeVerifier {
+            verifier: Verifier::new(trust, policy),
+            ttl: DEFAULT_CACHE_TTL,
+            accepted: Mutex::new(HashMap::new()),
+            rejected: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// Sets how long an accepted certificate is trusted without re-verification.
+    pub fn with_cache_ttl(mut self, seconds: i64) -> Self {
+        self.ttl = seconds;
+        self
+    }
+
+    /// The accepted node for this certificate, if it was verified and is still cached.
+    pub fn cached(&self, cert_der: &[u8], now: i64) -> Option<Arc<AttestedNode>> {
+        let key = sha256(cert_der);
+        let map = self.accepted.lock().ok()?;
+        map.get(&key)
+            .filter(|n| now - n.verified_at < self.ttl)
+            .cloned()
+    }
+
+    /// The verdict of the last rejection of this certificate, for reporting.
+    pub fn last_rejection(&self, cert_der: &[u8]) -> Option<Arc<Verdict>> {
+        self.rejected.lock().ok()?.get(&sha256(cert_der)).cloned()
+    }
+
+    /// Verifies a node certificate at `now` (Unix seconds).
+    pub fn verify(&self, cert_der: &[u8], now: i64) -> Result<Arc<AttestedNode>, NodeError> {
+        if let Some(n) = self.cached(cert_der, now) {
+            return Ok(n);
+        }
+        let key = sha256(cert_der);
+        let result = self.verify_uncached(cert_der, now);
+        match &result {
+            Ok(node) => {
+                if let Ok(mut m) = self.accepted.lock() {
+                    if m.len() >= CACHE_CAP {
+                        m.clear();
+                    }
+                    m.insert(key, node.clone());
+                }
+            }
+            Err(NodeError::Rejected(v)) => {
+                if let Ok(mut m) = self.rejected.lock() {
+                    if m.len() >= CACHE_CAP {
+                        m.clear();
+                    }
+                    m.insert(key, Arc::new((**v).clone()));
+                }
+            }
+            Err(_) => {}
+        }
+        result
+    }
+
+    fn verify_uncached(&self, cert_der: &[u8], now: i64) -> Result<Arc<AttestedNode>, NodeError> {
+        let (rest, cert) = X509Certificate::from_der(cert_der)
+            .map_err(|e| NodeError::Certificate(e.to_string()))?;
+        if !rest.is_empty() {
+            return Err(NodeError::Certificate(format!(
+                "{} trailing bytes",
+                rest.len()
+            )));
+        }
+        let spki = cert.public_key().raw.to_vec();
+        let ext = cert
+            .extensions()
+            .iter()
+            .find(|e| e.oid.to_id_string() == EVIDENCE_OID)
+            .ok_or(NodeError::NoEvidence)?;
+        let evidence = Evidence::decode(ext.value)?;
+        let report = Report::parse(&evidence.report)
+            .map_err(|e| NodeError::Unusable(format!("report: {e}")))?;
+        let vek = match (evidence.cert(CertRole::Vcek), evidence.cert(CertRole::Vlek)) {
+            (Some(v), _) => Vek::Vcek(v.to_vec()),
+            (None, Some(v)) => Vek::Vlek(v.to_vec()),
+            (None, None) => {
+                return Err(NodeError::Unusable(
+                    "evidence carries no VCEK or VLEK".into(),
+                ));
+            }
+        };
+        let intermediate = evidence
+            .cert(CertRole::Ask)
+            .or(evidence.cert(CertRole::Asvk))
+            .map(<[u8]>::to_vec);
+        let inputs = Inputs {
+            vek,
+            ark: evidence.cert(CertRole::Ark).map(<[u8]>::to_vec),
+            intermediate,
+            crl: None,
+            at: now,
+            product: None,
+        };
+        let mut verdict = self.verifier.verify(&report, &inputs)?;
+        let want = cert_report_data(&spki, &evidence.identity, &evidence.endpoint);
+        let bound = report.report_data == want;
+        verdict.checks.push(Check {
+            check: "tls_key_binding".into(),
+            status: if bound { Status::Pass } else { Status::Fail },
+            detail: if bound {
+                "REPORT_DATA commits to this certificate's key, the identity key and the endpoint".into()
+            } else {
+                format!(
+                    "REPORT_DATA {} is not the binding {} of this certificate's key, identity and endpoint",
+                    hex::encode(report.report_data),
+                    hex::encode(want)
+                )
+            },
+            required: true,
+        });
+        let simulated_claim = evidence.platform == Platform::SnpSimulated;
+        if simulated_claim != verdict.simulated {
+            verdict.checks.push(Check {
+                check: "platform".into(),
+                status: Status::Fail,
+                detail: format!(
+                    "evidence says {:?} but the chain ends at {} roots",
+                    evidence.platform,
+                    if verdict.simulated {
+                        "simulated"
+                    } else {
+                        "AMD"
+                    }
+                ),
+                required: true,
+            });
+        }
+        verdict.accepted = verdict.accepted
+            && verdict
+                .checks
+                .iter()
+                .all(|c| c.status != Status::Fail && (!c.required || c.status == Status::Pass));
+        if !verdict.accepted {
+            return Err(NodeError::Rejected(Box::new(verdict)));
+        }
+        Ok(Arc::new(AttestedNode {
+            verdict,
+            evidence,
+            spki,
+            verified_at: now,
+        }))
+    }
+}
