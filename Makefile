@@ -12,7 +12,7 @@ OVMF_REPRO_STAMP := out/ovmf-repro/REPRODUCIBLE
 SNP_MEASURE := target/release/snp-measure
 
 .DEFAULT_GOAL := all
-.PHONY: all ovmf digests test test-deps lint cargo-test ovmf-repro bench help clean
+.PHONY: all ovmf digests test test-deps lint cargo-test ovmf-repro bench fuzz help clean
 
 ## all: main job: build the firmware reproducibly and print its launch digests
 all: digests
@@ -57,9 +57,14 @@ lint:
 cargo-test:
 	$(CARGO) test --workspace --locked
 
-## bench: snp-measure vs sev-snp-measure: whole-process time and peak memory
+## bench: snp-measure vs sev-snp-measure (time, peak memory); snp-verify vs ring and snpguest
 bench: test-deps
 	$(CARGO) bench --locked -p snp-measure --bench vs_reference
+	$(CARGO) bench --locked -p attestation-verifier --bench verify
+
+## fuzz: coverage-guided fuzzing of the verifier's parsers, 60 s per target (FUZZ_SECONDS=N)
+fuzz:
+	attestation-verifier/fuzz/run.sh $${FUZZ_SECONDS:-60}
 
 ## clean: remove build outputs (keeps downloaded source tarballs in out/cache)
 clean:
