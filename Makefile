@@ -42,6 +42,7 @@ test: test-deps lint cargo-test
 ## test-deps: what the tests need (reproducible firmware, reference tool, Debian OVMF)
 test-deps: ovmf-repro $(OVMF)
 	measurements/tests/reference/setup.sh
+	protocol/tests/reference/setup.sh
 
 ## ovmf-repro: two clean firmware builds must be identical and equal the pinned sha256
 ovmf-repro: $(OVMF_REPRO_STAMP)
@@ -69,7 +70,7 @@ fuzz:
 ## clean: remove build outputs (keeps downloaded source tarballs in out/cache)
 clean:
 	$(CARGO) clean
-	rm -rf out/ovmf out/ovmf-repro out/ref-venv out/bench
+	rm -rf out/ovmf out/ovmf-repro out/ref-venv out/protocol-venv out/bench
 
 help:
 	@grep -E '^## ' Makefile | sed 's/^## /  make /'

@@ -78,6 +78,7 @@ pub struct NodeVerifier {
     ttl: i64,
     accepted: Mutex<HashMap<[u8; 32], Arc<AttestedNode>>>,
     rejected: Mutex<HashMap<[u8; 32], Arc<Verdict>>>,
+    last_rejected: Mutex<Option<Arc<Verdict>>>,
 }
 
 fn sha256(b: &[u8]) -> [u8; 32] {
@@ -95,6 +96,7 @@ impl NodeVerifier {
             ttl: DEFAULT_CACHE_TTL,
             accepted: Mutex::new(HashMap::new()),
             rejected: Mutex::new(HashMap::new()),
+            last_rejected: Mutex::new(None),
         }
     }
 
@@ -118,6 +120,17 @@ impl NodeVerifier {
         self.rejected.lock().ok()?.get(&sha256(cert_der)).cloned()
     }
 
+    /// The most recent rejection, for a client whose handshake failed (it never sees the
+    /// certificate bytes then).
+    pub fn last_rejected(&self) -> Option<Arc<Verdict>> {
+        self.last_rejected.lock().ok()?.clone()
+    }
+
+    /// The underlying report verifier (same roots and policy), for fresh evidence.
+    pub fn report_verifier(&self) -> &Verifier {
+        &self.verifier
+    }
+
     /// Verifies a node certificate at `now` (Unix seconds).
     pub fn verify(&self, cert_der: &[u8], now: i64) -> Result<Arc<AttestedNode>, NodeError> {
         if let Some(n) = self.cached(cert_der, now) {
@@ -135,11 +148,15 @@ impl NodeVerifier {
                 }
             }
             Err(NodeError::Rejected(v)) => {
+                let v = Arc::new((**v).clone());
                 if let Ok(mut m) = self.rejected.lock() {
                     if m.len() >= CACHE_CAP {
                         m.clear();
                     }
-                    m.insert(key, Arc::new((**v).clone()));
+                    m.insert(key, v.clone());
+                }
+                if let Ok(mut l) = self.last_rejected.lock() {
+                    *l = Some(v);
                 }
             }
             Err(_) => {}

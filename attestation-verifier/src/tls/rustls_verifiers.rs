@@ -93,19 +93,32 @@ impl ServerCertVerifier for AttestedServerVerifier {
     }
 }
 
-/// Verifies clients (peers dialling in). Client certificates are mandatory.
+/// Verifies clients (peers dialling in). Client certificates are mandatory unless built
+/// with [`AttestedClientVerifier::optional`]; a certificate that is presented is always
+/// verified in full.
 #[derive(Debug)]
 pub struct AttestedClientVerifier {
     nodes: Arc<NodeVerifier>,
     provider: Arc<CryptoProvider>,
+    mandatory: bool,
 }
 
 impl AttestedClientVerifier {
-    /// Wraps a node verifier.
+    /// Wraps a node verifier; every client must present an attested certificate.
     pub fn new(nodes: Arc<NodeVerifier>) -> Self {
         AttestedClientVerifier {
             nodes,
             provider: Arc::new(rustls::crypto::ring::default_provider()),
+            mandatory: true,
+        }
+    }
+
+    /// As [`Self::new`], but clients without a certificate (users, not peers) may connect;
+    /// the application must then treat them as unauthenticated.
+    pub fn optional(nodes: Arc<NodeVerifier>) -> Self {
+        AttestedClientVerifier {
+            mandatory: false,
+            ..Self::new(nodes)
         }
     }
 }
@@ -113,6 +126,10 @@ impl AttestedClientVerifier {
 impl ClientCertVerifier for AttestedClientVerifier {
     fn root_hint_subjects(&self) -> &[DistinguishedName] {
         &[]
+    }
+
+    fn client_auth_mandatory(&self) -> bool {
+        self.mandatory
     }
 
     fn verify_client_cert(

@@ -1,0 +1,137 @@
+//! `keynet`: the Keynet client.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use attestation_verifier::tls::NodeVerifier;
+use attestation_verifier::validate::{Manifest, Policy};
+use attestation_verifier::verdict::Status;
+use clap::{Parser, Subcommand};
+use keynet::{AttestError, attest, trust_store};
+
+const EXIT_CODES: &str = "\
+Exit codes:
+  0  genuine: every required check passed
+  1  rejected
+  2  unusable input (bad arguments or files, node unreachable)";
+
+#[derive(Parser)]
+#[command(name = "keynet", version, about = "Keynet client", after_help = EXIT_CODES)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Verify a node: attestation during the TLS handshake, then fresh evidence bound to a
+    /// nonce and to this session. A published measurement is required.
+    #[command(after_help = EXIT_CODES)]
+    Attest {
+        /// https://HOST:PORT
+        url: String,
+        /// Published measurement manifest (keynet.measurements/v1).
+        #[arg(long, value_name = "FILE")]
+        manifest: Option<PathBuf>,
+        /// Allowed measurement, 96 hex digits (repeatable).
+        #[arg(long, value_name = "HEX")]
+        measurement: Vec<String>,
+        /// Trust a SIMULATED platform's roots (its ARK then ASK, PEM). Never for real use.
+        #[arg(long, value_name = "FILE")]
+        trust_simulated: Option<PathBuf>,
+        /// Print the verdict as JSON (same check list shape as snp-verify --json).
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+fn policy(manifest: &Option<PathBuf>, measurement: &[String]) -> Result<Policy, AttestError> {
+    let u = |m: String| AttestError::Usage(m);
+    let manifest = match manifest {
+        Some(p) => Some(
+            Manifest::parse(
+                &std::fs::read(p).map_err(|e| u(format!("--manifest {}: {e}", p.display())))?,
+            )
+            .map_err(|e| u(format!("--manifest {}: {e}", p.display())))?,
+        ),
+        None => None,
+    };
+    let measurements = measurement
+        .iter()
+        .map(|h| {
+            hex::decode(h)
+                .ok()
+                .and_then(|b| <[u8; 48]>::try_from(b).ok())
+                .ok_or_else(|| u(format!("--measurement {h}: expected 96 hex digits")))
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    if manifest.is_none() && measurements.is_empty() {
+        return Err(u(
+            "give --manifest or --measurement: a node is only genuine if it runs a published image"
+                .into(),
+        ));
+    }
+    Ok(Policy {
+        manifest,
+        measurements,
+        ..Policy::default()
+    })
+}
+
+fn main() -> ExitCode {
+    let Command::Attest {
+        url,
+        manifest,
+        measurement,
+        trust_simulated,
+        json,
+    } = Cli::parse().command;
+    let run = || -> Result<keynet::Attestation, AttestError> {
+        let pem = match &trust_simulated {
+            Some(p) => Some(std::fs::read(p).map_err(|e| {
+                AttestError::Usage(format!("--trust-simulated {}: {e}", p.display()))
+            })?),
+            None => None,
+        };
+        let verifier = Arc::new(NodeVerifier::new(
+            trust_store(pem.as_deref())?,
+            policy(&manifest, &measurement)?,
+        ));
+        let rt =
+            tokio::runtime::Runtime::new().map_err(|e| AttestError::Transport(e.to_string()))?;
+        rt.block_on(attest(&url, verifier))
+    };
+    match run() {
+        Ok(a) => {
+            if json {
+                println!("{}", serde_json::to_string_pretty(&a).unwrap_or_default());
+            } else {
+                println!(
+                    "{}  {url}{}",
+                    if a.accepted { "GENUINE" } else { "REJECTED" },
+                    if a.simulated {
+                        "  (SIMULATED platform, not AMD hardware)"
+                    } else {
+                        ""
+                    }
+                );
+                for c in &a.checks {
+                    let s = match c.status {
+                        Status::Pass => "pass",
+                        Status::Fail => "FAIL",
+                        _ => "skip",
+                    };
+                    if c.status != Status::Skipped || c.required {
+                        println!("  {s:<5} {:<26} {}", c.check, c.detail);
+                    }
+                }
+            }
+            ExitCode::from(if a.accepted { 0 } else { 1 })
+        }
+        Err(e) => {
+            eprintln!("keynet: {e}");
+            ExitCode::from(2)
+        }
+    }
+}

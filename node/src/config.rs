@@ -1,0 +1,170 @@
+//! `keynode run --config FILE`: the node's configuration, in TOML. It comes from the host,
+//! so it is untrusted input: every field is validated, unknown fields are refused, and the
+//! endpoint it names is bound into the node's REPORT_DATA, so peers can compare it with the
+//! registry.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use keynet_protocol::registry::{Address, validate_endpoint};
+use serde::Deserialize;
+
+/// The whole configuration.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    /// This node.
+    pub node: NodeSection,
+    /// Where attestation evidence comes from.
+    pub evidence: EvidenceSection,
+    /// The staking registry.
+    pub registry: RegistrySection,
+    /// What peers must prove.
+    #[serde(default)]
+    pub peers: PeersSection,
+}
+
+/// This node.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NodeSection {
+    /// Socket address to listen on.
+    pub listen: SocketAddr,
+    /// `host:port` peers and clients use, exactly as in the registry.
+    pub endpoint: String,
+    /// Directory for the node's state (identity key).
+    pub state_dir: PathBuf,
+}
+
+/// Evidence provider choice.
+#[derive(Clone, Copy, Debug, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "kebab-case")]
+pub enum ProviderChoice {
+    /// The first hardware interface found; never simulation.
+    Auto,
+    /// Linux configfs-tsm.
+    ConfigfsTsm,
+    /// The simulated platform (tests and local development only).
+    Simulated,
+}
+
+/// Where attestation evidence comes from.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EvidenceSection {
+    /// The provider.
+    pub provider: ProviderChoice,
+    /// State file of the simulated platform (required with `simulated`).
+    pub simulated_state: Option<PathBuf>,
+}
+
+/// The staking registry.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RegistrySection {
+    /// The signed registry document; reloaded when it changes.
+    pub file: PathBuf,
+    /// The registry authority's Ethereum address.
+    pub authority: String,
+}
+
+/// What peers must prove.
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PeersSection {
+    /// Published measurement manifest peers' reports must be in.
+    pub manifest: Option<PathBuf>,
+    /// The simulated platform's ARK (PEM), trusted for peers only when given (dev networks).
+    pub trust_simulated: Option<PathBuf>,
+}
+
+/// A configuration problem, naming the field.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ConfigError {
+    /// The file could not be read.
+    #[error("config {path}: {source}")]
+    Io {
+        /// The file.
+        path: String,
+        /// The error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// Not valid TOML of the right shape.
+    #[error("config {path}: {source}")]
+    Toml {
+        /// The file.
+        path: String,
+        /// The parse error (with line and field).
+        #[source]
+        source: toml::de::Error,
+    },
+    /// A field's value is not acceptable.
+    #[error("config: {field}: {reason}")]
+    Field {
+        /// Dotted field name.
+        field: &'static str,
+        /// Why.
+        reason: String,
+    },
+}
+
+impl Config {
+    /// Reads and validates a configuration file.
+    pub fn load(path: &std::path::Path) -> Result<Config, ConfigError> {
+        let shown = path.display().to_string();
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Io {
+            path: shown.clone(),
+            source,
+        })?;
+        Self::parse(&text).map_err(|e| match e {
+            ConfigError::Toml { source, .. } => ConfigError::Toml {
+                path: shown,
+                source,
+            },
+            other => other,
+        })
+    }
+
+    /// Parses and validates configuration text.
+    pub fn parse(text: &str) -> Result<Config, ConfigError> {
+        let c: Config = toml::from_str(text).map_err(|source| ConfigError::Toml {
+            path: "-".into(),
+            source,
+        })?;
+        validate_endpoint(&c.node.endpoint).map_err(|e| ConfigError::Field {
+            field: "node.endpoint",
+            reason: e.to_string(),
+        })?;
+        c.authority()?;
+        if c.evidence.provider == ProviderChoice::Simulated && c.evidence.simulated_state.is_none()
+        {
+            return Err(ConfigError::Field {
+                field: "evidence.simulated_state",
+                reason: "required when provider = \"simulated\"".into(),
+            });
+        }
+        if c.evidence.provider != ProviderChoice::Simulated && c.evidence.simulated_state.is_some()
+        {
+            return Err(ConfigError::Field {
+                field: "evidence.simulated_state",
+                reason: "only allowed with provider = \"simulated\"".into(),
+            });
+        }
+        Ok(c)
+    }
+
+    /// The registry authority's address.
+    pub fn authority(&self) -> Result<Address, ConfigError> {
+        self.registry
+            .authority
+            .parse()
+            .map_err(
+                |e: keynet_protocol::registry::ValueError| ConfigError::Field {
+                    field: "registry.authority",
+                    reason: e.to_string(),
+                },
+            )
+    }
+}

@@ -1,0 +1,132 @@
+//! `keynode dev-network`: everything a local simulated network of N nodes on loopback needs:
+//! the simulated platform (one chip per node under one simulated ARK/ASK), each node's
+//! identity key and configuration, a registry signed by a fresh dev authority key, and the
+//! measurement manifest peers and clients check.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result, bail};
+use attestation_verifier::validate::manifest::{Entry, ImageId, Manifest, SCHEMA_V1};
+use keynet_protocol::registry::{IdentityKey, NodeEntry, Registry, address_of, sign};
+
+use crate::evidence::simulated::{SimulatedOptions, SimulatedPlatform};
+use crate::identity::Identity;
+
+/// What `dev-network` wrote.
+pub struct DevNetwork {
+    /// Each node's configuration file.
+    pub configs: Vec<PathBuf>,
+    /// The simulated ARK (PEM) clients must be given explicitly.
+    pub ark_pem: PathBuf,
+    /// The manifest of allowed measurements.
+    pub manifest: PathBuf,
+    /// The endpoints, in node order.
+    pub endpoints: Vec<String>,
+}
+
+fn write(path: &Path, data: &[u8]) -> Result<()> {
+    std::fs::write(path, data).with_context(|| format!("writing {}", path.display()))
+}
+
+/// Writes a dev network of `n` nodes into `dir`, ports `base_port..`.
+pub fn create(n: usize, dir: &Path, base_port: u16, rsa_bits: usize) -> Result<DevNetwork> {
+    if !(1..=64).contains(&n) {
+        bail!("--nodes must be 1 to 64");
+    }
+    std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    let dir = dir.canonicalize()?;
+    let root = SimulatedPlatform::generate(SimulatedOptions {
+        rsa_bits,
+        ..SimulatedOptions::default()
+    })?;
+    let ark_pem = dir.join("simulated-ark.pem");
+    write(
+        &ark_pem,
+        format!("{}{}", root.ark_pem()?, root.ask_pem()?).as_bytes(),
+    )?;
+
+    let manifest = Manifest {
+        schema: SCHEMA_V1.to_owned(),
+        image: Some(ImageId {
+            name: "keynet-dev (simulated)".into(),
+            version: env!("CARGO_PKG_VERSION").into(),
+        }),
+        measurements: vec![Entry {
+            digest: hex::encode(root.measurement()),
+            shape: serde_json::Map::from_iter([(
+                "platform".to_owned(),
+                serde_json::json!("snp-simulated"),
+            )]),
+        }],
+    };
+    let manifest_path = dir.join("manifest.json");
+    write(
+        &manifest_path,
+        serde_json::to_string_pretty(&manifest)?.as_bytes(),
+    )?;
+
+    let authority = k256::ecdsa::SigningKey::random(&mut rand_core::OsRng);
+    let authority_addr = address_of(authority.verifying_key());
+    let mut nodes = Vec::new();
+    let mut configs = Vec::new();
+    let mut endpoints = Vec::new();
+    for i in 0..n {
+        let node_dir = dir.join(format!("node-{i}"));
+        std::fs::create_dir_all(&node_dir)?;
+        let id = Identity::load_or_create(&node_dir)?;
+        let chip = root.new_chip()?;
+        let platform_file = node_dir.join("simulated-platform.json");
+        write(
+            &platform_file,
+            serde_json::to_string(&chip.state()?)?.as_bytes(),
+        )?;
+        let port = base_port
+            .checked_add(u16::try_from(i)?)
+            .context("port out of range")?;
+        let endpoint = format!("127.0.0.1:{port}");
+        let staker =
+            address_of(k256::ecdsa::SigningKey::random(&mut rand_core::OsRng).verifying_key());
+        nodes.push(NodeEntry {
+            identity_key: IdentityKey::from_verifying_key(&id.public()),
+            staker,
+            stake: "32000000000000000000".parse()?,
+            endpoint: endpoint.clone(),
+        });
+        let config = format!(
+            "# keynode dev-network node {i}: SIMULATED platform, for local development only.\n\
+             [node]\nlisten = \"{endpoint}\"\nendpoint = \"{endpoint}\"\nstate_dir = \"{}\"\n\n\
+             [evidence]\nprovider = \"simulated\"\nsimulated_state = \"{}\"\n\n\
+             [registry]\nfile = \"{}\"\nauthority = \"{}\"\n\n\
+             [peers]\nmanifest = \"{}\"\ntrust_simulated = \"{}\"\n",
+            node_dir.display(),
+            platform_file.display(),
+            dir.join("registry.json").display(),
+            authority_addr.to_checksum(),
+            manifest_path.display(),
+            ark_pem.display(),
+        );
+        let path = node_dir.join("keynode.toml");
+        write(&path, config.as_bytes())?;
+        configs.push(path);
+        endpoints.push(endpoint);
+    }
+    let registry = Registry {
+        network_id: "keynet-dev".into(),
+        epoch: 1,
+        threshold: 0,
+        min_stake: "1000000000000000000".parse()?,
+        nodes,
+    };
+    let signed = sign(registry, &authority)?;
+    write(&dir.join("registry.json"), signed.to_json().as_bytes())?;
+    write(
+        &dir.join("authority.key"),
+        hex::encode(authority.to_bytes()).as_bytes(),
+    )?;
+    Ok(DevNetwork {
+        configs,
+        ark_pem,
+        manifest: manifest_path,
+        endpoints,
+    })
+}

@@ -1,0 +1,92 @@
+//! Where attestation evidence comes from: Linux configfs-tsm (the kernel 6.12 interface),
+//! or, only when configured, a simulated SNP platform. `auto` picks the first available
+//! hardware interface and never falls back to simulation.
+
+pub mod configfs;
+pub mod simulated;
+
+use attestation_verifier::tls::evidence::{EvidenceCert, Platform};
+
+/// A report with the certificates the platform provided.
+#[derive(Clone, Debug)]
+pub struct PlatformEvidence {
+    /// Real hardware or simulated.
+    pub platform: Platform,
+    /// The 1184-byte report.
+    pub report: Vec<u8>,
+    /// VCEK/VLEK (and chain) as the platform gave them; may be empty on hardware whose host
+    /// supplies no certificates (verifiers then fetch the VCEK from AMD's KDS).
+    pub certs: Vec<EvidenceCert>,
+}
+
+/// Why evidence could not be obtained.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ProviderError {
+    /// No interface was found for `auto`.
+    #[error("no SEV-SNP platform found: {0}")]
+    NoPlatform(String),
+    /// The interface failed.
+    #[error("{provider}: {reason}")]
+    Failed {
+        /// Which provider.
+        provider: &'static str,
+        /// What went wrong.
+        reason: String,
+    },
+}
+
+/// A source of attestation reports.
+pub trait EvidenceProvider: Send + Sync {
+    /// Short name for logs and responses.
+    fn name(&self) -> &'static str;
+    /// Real or simulated.
+    fn platform(&self) -> Platform;
+    /// A fresh report whose REPORT_DATA is `report_data`.
+    fn evidence(&self, report_data: [u8; 64]) -> Result<PlatformEvidence, ProviderError>;
+}
+
+/// The simulated platform as a provider. Loud by construction: every response carries
+/// `Platform::SnpSimulated`, and verifiers trust it only when given its ARK.
+pub struct SimulatedProvider(pub simulated::SimulatedPlatform);
+
+impl EvidenceProvider for SimulatedProvider {
+    fn name(&self) -> &'static str {
+        "simulated"
+    }
+
+    fn platform(&self) -> Platform {
+        Platform::SnpSimulated
+    }
+
+    fn evidence(&self, report_data: [u8; 64]) -> Result<PlatformEvidence, ProviderError> {
+        use attestation_verifier::tls::evidence::CertRole;
+        Ok(PlatformEvidence {
+            platform: Platform::SnpSimulated,
+            report: self.0.report(report_data),
+            certs: vec![
+                EvidenceCert {
+                    kind: CertRole::Vcek,
+                    der: self.0.vcek_der().to_vec(),
+                },
+                EvidenceCert {
+                    kind: CertRole::Ask,
+                    der: self.0.ask_der().to_vec(),
+                },
+            ],
+        })
+    }
+}
+
+/// Picks the first hardware interface present; never the simulated platform.
+pub fn auto() -> Result<Box<dyn EvidenceProvider>, ProviderError> {
+    let tsm = configfs::ConfigfsTsm::default();
+    if tsm.available() {
+        return Ok(Box::new(tsm));
+    }
+    Err(ProviderError::NoPlatform(format!(
+        "{} is absent (kernel without TSM_REPORTS/SEV_GUEST, or not an SEV-SNP guest); \
+         the simulated platform is only used when configured explicitly",
+        configfs::REPORT_ROOT
+    )))
+}

@@ -1,0 +1,165 @@
+//! Starting a node from its configuration: identity, evidence provider (refusing to serve
+//! without a platform), registry, peer verifier, attested TLS, and the API.
+
+use std::net::SocketAddr;
+use std::sync::{Arc, RwLock};
+
+use anyhow::{Context, Result, anyhow, bail};
+use attestation_verifier::kds::Product;
+use attestation_verifier::kds::offline::pem_or_der_certs;
+use attestation_verifier::tls::NodeVerifier;
+use attestation_verifier::validate::{Manifest, Policy};
+use attestation_verifier::verify::cert::AmdCert;
+use attestation_verifier::verify::roots::{Anchor, TrustStore};
+use keynet_protocol::registry::{IdentityKey, SignedRegistry};
+use tokio::net::TcpListener;
+
+use crate::config::{Config, ProviderChoice};
+use crate::evidence::configfs::ConfigfsTsm;
+use crate::evidence::simulated::{SimulatedPlatform, SimulatedState, WARNING};
+use crate::evidence::{EvidenceProvider, SimulatedProvider};
+use crate::identity::Identity;
+use crate::server::{NodeState, serve, watch_registry};
+use crate::tls::NodeTls;
+
+/// No SEV-SNP platform: the node refuses to serve.
+#[derive(Debug, thiserror::Error)]
+#[error("refusing to serve: {0}")]
+pub struct NoPlatform(pub String);
+
+fn provider(c: &Config) -> Result<Box<dyn EvidenceProvider>> {
+    match c.evidence.provider {
+        ProviderChoice::Auto => {
+            crate::evidence::auto().map_err(|e| NoPlatform(e.to_string()).into())
+        }
+        ProviderChoice::ConfigfsTsm => {
+            let p = ConfigfsTsm::default();
+            if !p.available() {
+                return Err(NoPlatform(format!(
+                    "{} is absent",
+                    crate::evidence::configfs::REPORT_ROOT
+                ))
+                .into());
+            }
+            Ok(Box::new(p))
+        }
+        ProviderChoice::Simulated => {
+            let path = c
+                .evidence
+                .simulated_state
+                .as_ref()
+                .ok_or_else(|| anyhow!("evidence.simulated_state missing"))?;
+            let text = std::fs::read_to_string(path)
+                .with_context(|| format!("reading {}", path.display()))?;
+            let state: SimulatedState =
+                serde_json::from_str(&text).with_context(|| format!("{}", path.display()))?;
+            tracing::warn!("{WARNING}");
+            Ok(Box::new(SimulatedProvider(SimulatedPlatform::from_state(
+                &state,
+            )?)))
+        }
+    }
+}
+
+/// The simulated roots in a PEM file: the ARK followed by its ASK.
+pub fn simulated_anchor(pem: &[u8]) -> Result<Anchor> {
+    let certs = pem_or_der_certs(pem)?;
+    let (Some(ark), Some(ask)) = (certs.first(), certs.get(1)) else {
+        bail!("the simulated roots file must hold the ARK then the ASK");
+    };
+    Ok(Anchor {
+        product: Product::Milan,
+        ark: AmdCert::parse("ARK", ark)?,
+        ask: AmdCert::parse("ASK", ask)?,
+        asvk: None,
+        simulated: true,
+    })
+}
+
+fn peer_verifier(c: &Config) -> Result<NodeVerifier> {
+    let mut trust = TrustStore::amd();
+    if let Some(p) = &c.peers.trust_simulated {
+        let pem = std::fs::read(p).with_context(|| format!("reading {}", p.display()))?;
+        trust = trust.with_simulated(simulated_anchor(&pem)?);
+        tracing::warn!(
+            "peers on the SIMULATED platform of {} are trusted (development only)",
+            p.display()
+        );
+    }
+    let manifest = match &c.peers.manifest {
+        Some(p) => {
+            Manifest::parse(&std::fs::read(p).with_context(|| format!("reading {}", p.display()))?)?
+        }
+        None => bail!(
+            "peers.manifest is required: peers are accepted only with a published measurement"
+        ),
+    };
+    Ok(NodeVerifier::new(
+        trust,
+        Policy {
+            manifest: Some(manifest),
+            ..Policy::default()
+        },
+    ))
+}
+
+/// A node that is serving.
+pub struct Running {
+    /// Where it listens.
+    pub addr: SocketAddr,
+    /// The server task.
+    pub task: tokio::task::JoinHandle<Result<()>>,
+    /// Its state.
+    pub state: Arc<NodeState>,
+}
+
+/// Starts a node: everything is checked before the port is opened.
+pub async fn start(c: Config) -> Result<Running> {
+    let identity = Identity::load_or_create(&c.node.state_dir)?;
+    let provider = provider(&c)?;
+    let authority = c.authority()?;
+    let reg_bytes = std::fs::read(&c.registry.file)
+        .with_context(|| format!("reading {}", c.registry.file.display()))?;
+    let registry = SignedRegistry::verify(&reg_bytes, &authority)
+        .with_context(|| format!("registry {}", c.registry.file.display()))?;
+    let id_key = IdentityKey::from_verifying_key(&identity.public());
+    match registry.member(&id_key) {
+        Some(e) if e.endpoint != c.node.endpoint => {
+            tracing::warn!(
+                "registry lists this node at {}, config says {}",
+                e.endpoint,
+                c.node.endpoint
+            )
+        }
+        Some(_) => {}
+        None => tracing::warn!("this node ({id_key}) is not in the registry: peers will refuse it"),
+    }
+    let peers = Arc::new(peer_verifier(&c)?);
+    let endpoint = c.node.endpoint.clone();
+    let compressed = identity.public_compressed();
+    let (tls, provider) = tokio::task::spawn_blocking(move || {
+        let tls = NodeTls::create(provider.as_ref(), &compressed, &endpoint);
+        (tls, provider)
+    })
+    .await?;
+    let state = Arc::new(NodeState {
+        tls: tls?,
+        provider,
+        identity: id_key,
+        endpoint: c.node.endpoint.clone(),
+        registry: RwLock::new(registry),
+        peers,
+    });
+    let listener = TcpListener::bind(c.node.listen)
+        .await
+        .with_context(|| format!("binding {}", c.node.listen))?;
+    let addr = listener.local_addr()?;
+    tracing::info!(%addr, endpoint = %c.node.endpoint, provider = state.provider.name(), "serving");
+    tokio::spawn(watch_registry(
+        state.clone(),
+        c.registry.file.clone(),
+        authority,
+    ));
+    let task = tokio::spawn(serve(state.clone(), listener));
+    Ok(Running { addr, task, state })
+}

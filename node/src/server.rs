@@ -1,0 +1,279 @@
+//! The node's HTTPS API over attested TLS. Users connect without a certificate; peers
+//! present theirs, which the handshake verifies in full and which must then belong to a
+//! registry member, staked at least the minimum, at the endpoint the registry lists.
+//!
+//! Routes: `GET /health`, `GET /v1/attestation?nonce=HEX` (fresh evidence bound to the
+//! nonce and this connection), `POST /v1/handshake` (network, epoch, identity, registry
+//! entry). Errors are JSON `{"code", "message"}` with a stable code.
+
+use std::path::PathBuf;
+use std::sync::{Arc, RwLock};
+use std::time::{Duration, SystemTime};
+
+use attestation_verifier::tls::NodeVerifier;
+use attestation_verifier::tls::binding::{EXPORTER_LABEL, EXPORTER_LEN};
+use attestation_verifier::tls::evidence::Platform;
+use axum::extract::{Extension, Query, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use base64::Engine;
+use keynet_protocol::registry::{Address, IdentityKey, Registry, SignedRegistry};
+use serde_json::json;
+use tokio::net::TcpListener;
+
+use crate::evidence::EvidenceProvider;
+use crate::tls::NodeTls;
+
+/// Everything a running node holds.
+pub struct NodeState {
+    /// TLS certificate and key.
+    pub tls: NodeTls,
+    /// Evidence source.
+    pub provider: Box<dyn EvidenceProvider>,
+    /// This node's identity key.
+    pub identity: IdentityKey,
+    /// The endpoint bound into the evidence.
+    pub endpoint: String,
+    /// The current registry.
+    pub registry: RwLock<Registry>,
+    /// Verifies peers' certificates.
+    pub peers: Arc<NodeVerifier>,
+}
+
+/// What the API knows about the connection a request came on.
+#[derive(Clone)]
+struct Conn {
+    exporter: [u8; EXPORTER_LEN],
+}
+
+fn unix_now() -> i64 {
+    SystemTime::now()
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or(0)
+}
+
+/// A JSON error with a stable code.
+fn error(status: StatusCode, code: &'static str, message: impl Into<String>) -> Response {
+    (
+        status,
+        Json(json!({ "code": code, "message": message.into() })),
+    )
+        .into_response()
+}
+
+fn platform_fields(state: &NodeState) -> serde_json::Value {
+    match state.provider.platform() {
+        Platform::Snp => json!({ "platform": "snp" }),
+        _ => json!({ "platform": "snp-simulated", "warning": crate::evidence::simulated::WARNING }),
+    }
+}
+
+async fn health(State(s): State<Arc<NodeState>>) -> Response {
+    let mut v = json!({ "status": "ok", "endpoint": s.endpoint });
+    if let (Some(o), Some(p)) = (v.as_object_mut(), platform_fields(&s).as_object()) {
+        o.extend(p.clone());
+    }
+    Json(v).into_response()
+}
+
+#[derive(serde::Deserialize)]
+struct NonceQuery {
+    nonce: Option<String>,
+}
+
+async fn attestation(
+    State(s): State<Arc<NodeState>>,
+    Extension(conn): Extension<Conn>,
+    Query(q): Query<NonceQuery>,
+) -> Response {
+    let Some(nonce) = q.nonce else {
+        return error(
+            StatusCode::BAD_REQUEST,
+            "nonce_missing",
+            "give ?nonce=HEX (16 to 64 bytes)",
+        );
+    };
+    let nonce = match hex::decode(&nonce) {
+        Ok(n) if (16..=64).contains(&n.len()) => n,
+        Ok(n) => {
+            return error(
+                StatusCode::BAD_REQUEST,
+                "nonce_length",
+                format!("nonce is {} bytes; 16 to 64 required", n.len()),
+            );
+        }
+        Err(e) => {
+            return error(
+                StatusCode::BAD_REQUEST,
+                "nonce_hex",
+                format!("nonce is not hex: {e}"),
+            );
+        }
+    };
+    let state = s.clone();
+    let result = tokio::task::spawn_blocking(move || {
+        state
+            .tls
+            .fresh_evidence(state.provider.as_ref(), &nonce, &conn.exporter)
+    })
+    .await;
+    match result {
+        Ok(Ok(ev)) => {
+            let mut v = json!({ "evidence": base64::engine::general_purpose::STANDARD.encode(ev.encode()) });
+            if let (Some(o), Some(p)) = (v.as_object_mut(), platform_fields(&s).as_object()) {
+                o.extend(p.clone());
+            }
+            Json(v).into_response()
+        }
+        Ok(Err(e)) => error(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "evidence_unavailable",
+            e.to_string(),
+        ),
+        Err(e) => error(StatusCode::INTERNAL_SERVER_ERROR, "internal", e.to_string()),
+    }
+}
+
+async fn handshake(State(s): State<Arc<NodeState>>) -> Response {
+    let Ok(reg) = s.registry.read() else {
+        return error(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "internal",
+            "registry lock poisoned",
+        );
+    };
+    let entry = reg.member(&s.identity).map(|e| {
+        json!({
+            "identity_key": e.identity_key.to_string(),
+            "staker": e.staker.to_checksum(),
+            "stake": e.stake.to_string(),
+            "endpoint": e.endpoint,
+        })
+    });
+    let mut v = json!({
+        "network_id": reg.network_id,
+        "epoch": reg.epoch,
+        "threshold": reg.threshold(),
+        "identity_key": s.identity.to_string(),
+        "registry_entry": entry,
+        "public_keys": {},
+    });
+    if let (Some(o), Some(p)) = (v.as_object_mut(), platform_fields(&s).as_object()) {
+        o.extend(p.clone());
+    }
+    Json(v).into_response()
+}
+
+async fn not_found() -> Response {
+    error(StatusCode::NOT_FOUND, "not_found", "no such route")
+}
+
+fn router(state: Arc<NodeState>) -> Router {
+    Router::new()
+        .route("/health", get(health))
+        .route("/v1/attestation", get(attestation))
+        .route("/v1/handshake", post(handshake))
+        .fallback(not_found)
+        .with_state(state)
+}
+
+/// Checks a peer that presented a certificate against the current registry.
+fn admit_peer(state: &NodeState, cert: &[u8]) -> Result<(), String> {
+    let node = state
+        .peers
+        .cached(cert, unix_now())
+        .ok_or("peer certificate was not verified")?;
+    let id = IdentityKey::from_sec1(&node.evidence.identity)
+        .map_err(|e| format!("peer identity key: {e}"))?;
+    let reg = state
+        .registry
+        .read()
+        .map_err(|_| "registry lock poisoned")?;
+    reg.check_peer(&id, &node.evidence.endpoint)
+        .map(|_| ())
+        .map_err(|r| format!("peer {id} refused: {r}"))
+}
+
+/// Serves connections until the listener fails.
+pub async fn serve(state: Arc<NodeState>, listener: TcpListener) -> anyhow::Result<()> {
+    let config = state.tls.server_config(state.peers.clone())?;
+    let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(config));
+    let app = router(state.clone());
+    loop {
+        let (tcp, addr) = listener.accept().await?;
+        let acceptor = acceptor.clone();
+        let app = app.clone();
+        let state = state.clone();
+        tokio::spawn(async move {
+            let tls =
+                match tokio::time::timeout(Duration::from_secs(10), acceptor.accept(tcp)).await {
+                    Ok(Ok(s)) => s,
+                    Ok(Err(e)) => {
+                        tracing::info!(%addr, "TLS handshake refused: {e}");
+                        return;
+                    }
+                    Err(_) => {
+                        tracing::info!(%addr, "TLS handshake timed out");
+                        return;
+                    }
+                };
+            let conn = tls.get_ref().1;
+            if let Some(cert) = conn.peer_certificates().and_then(|c| c.first())
+                && let Err(reason) = admit_peer(&state, cert)
+            {
+                tracing::warn!(%addr, "{reason}");
+                return;
+            }
+            let mut exporter = [0u8; EXPORTER_LEN];
+            if conn
+                .export_keying_material(&mut exporter, EXPORTER_LABEL, None)
+                .is_err()
+            {
+                return;
+            }
+            let svc = hyper_util::service::TowerToHyperService::new(
+                app.layer(Extension(Conn { exporter })),
+            );
+            let io = hyper_util::rt::TokioIo::new(tls);
+            if let Err(e) = hyper::server::conn::http1::Builder::new()
+                .serve_connection(io, svc)
+                .await
+            {
+                tracing::debug!(%addr, "connection ended: {e}");
+            }
+        });
+    }
+}
+
+/// Reloads the registry when its file changes; a document that fails verification is
+/// logged and ignored (the previous one stays in force).
+pub async fn watch_registry(state: Arc<NodeState>, file: PathBuf, authority: Address) {
+    let mut last = std::fs::metadata(&file).and_then(|m| m.modified()).ok();
+    loop {
+        tokio::time::sleep(Duration::from_secs(2)).await;
+        let now = std::fs::metadata(&file).and_then(|m| m.modified()).ok();
+        if now == last {
+            continue;
+        }
+        last = now;
+        match std::fs::read(&file)
+            .map_err(|e| e.to_string())
+            .and_then(|b| SignedRegistry::verify(&b, &authority).map_err(|e| e.to_string()))
+        {
+            Ok(reg) => {
+                tracing::info!(
+                    epoch = reg.epoch,
+                    nodes = reg.nodes.len(),
+                    "registry reloaded"
+                );
+                if let Ok(mut r) = state.registry.write() {
+                    *r = reg;
+                }
+            }
+            Err(e) => tracing::warn!("registry {} not reloaded: {e}", file.display()),
+        }
+    }
+}

@@ -1,0 +1,437 @@
+//! A simulated dev network on loopback: clients accept a node only with the published
+//! measurement and the simulated root given; peers are admitted only if they are registry
+//! members, staked at least the minimum, at their registered endpoint; a registry with a
+//! bad signature stops the node; fresh evidence cannot be replayed into another session;
+//! without an SNP platform the node refuses to serve.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use attestation_verifier::tls::NodeVerifier;
+use attestation_verifier::tls::binding::{EXPORTER_LABEL, EXPORTER_LEN};
+use attestation_verifier::validate::{Manifest, Policy};
+use attestation_verifier::verdict::Status;
+use keynet_protocol::registry::{SignedRegistry, Stake, sign};
+use keynode::config::Config;
+use keynode::evidence::SimulatedProvider;
+use keynode::evidence::simulated::{SimulatedPlatform, SimulatedState};
+use keynode::identity::Identity;
+use keynode::tls::NodeTls;
+use rustls::pki_types::ServerName;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+/// A base port with `n` free ports after it.
+fn free_ports(n: u16) -> u16 {
+    for _ in 0..200 {
+        let Ok(l) = std::net::TcpListener::bind("127.0.0.1:0") else {
+            continue;
+        };
+        let Ok(base) = l.local_addr().map(|a| a.port()) else {
+            continue;
+        };
+        drop(l);
+        if base > 60_000 {
+            continue;
+        }
+        if (0..n).all(|i| std::net::TcpListener::bind(("127.0.0.1", base + i)).is_ok()) {
+            return base;
+        }
+    }
+    panic!("no free ports")
+}
+
+struct Net {
+    dir: tempfile::TempDir,
+    base: u16,
+}
+
+impl Net {
+    fn new(n: usize) -> Net {
+        let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+        let base = free_ports(n as u16);
+        keynode::devnet::create(n, dir.path(), base, 2048).unwrap_or_else(|e| panic!("{e:#}"));
+        Net { dir, base }
+    }
+    fn path(&self, p: &str) -> PathBuf {
+        self.dir.path().join(p)
+    }
+    fn config(&self, i: usize) -> Config {
+        Config::load(&self.path(&format!("node-{i}/keynode.toml")))
+            .unwrap_or_else(|e| panic!("{e}"))
+    }
+    fn url(&self, i: u16) -> String {
+        format!("https://127.0.0.1:{}", self.base + i)
+    }
+    fn client_verifier(&self, simulated: bool, manifest: &Path) -> Arc<NodeVerifier> {
+        let pem = std::fs::read(self.path("simulated-ark.pem")).unwrap_or_default();
+        let trust = keynet::trust_store(simulated.then_some(pem.as_slice()))
+            .unwrap_or_else(|e| panic!("{e}"));
+        let m = Manifest::parse(&std::fs::read(manifest).unwrap_or_default())
+            .unwrap_or_else(|e| panic!("{e}"));
+        Arc::new(NodeVerifier::new(
+            trust,
+            Policy {
+                manifest: Some(m),
+                ..Policy::default()
+            },
+        ))
+    }
+    /// A node TLS identity on this network's simulated platform (a new chip).
+    fn peer_tls(&self, identity: &Identity, endpoint: &str) -> NodeTls {
+        let text = std::fs::read_to_string(self.path("node-1/simulated-platform.json"))
+            .unwrap_or_default();
+        let state: SimulatedState = serde_json::from_str(&text).unwrap_or_else(|e| panic!("{e}"));
+        let p = SimulatedPlatform::from_state(&state).unwrap_or_else(|e| panic!("{e}"));
+        NodeTls::create(
+            &SimulatedProvider(p),
+            &identity.public_compressed(),
+            endpoint,
+        )
+        .unwrap_or_else(|e| panic!("{e}"))
+    }
+}
+
+async fn get(
+    connector: tokio_rustls::TlsConnector,
+    port: u16,
+    path: &str,
+) -> Result<(String, [u8; EXPORTER_LEN]), String> {
+    let tcp = tokio::net::TcpStream::connect(("127.0.0.1", port))
+        .await
+        .map_err(|e| e.to_string())?;
+    let mut s = connector
+        .connect(
+            ServerName::try_from("keynode").map_err(|e| e.to_string())?,
+            tcp,
+        )
+        .await
+        .map_err(|e| e.to_string())?;
+    let mut exporter = [0u8; EXPORTER_LEN];
+    s.get_ref()
+        .1
+        .export_keying_material(&mut exporter, EXPORTER_LABEL, None)
+        .map_err(|e| e.to_string())?;
+    s.write_all(format!("GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").as_bytes())
+        .await
+        .map_err(|e| e.to_string())?;
+    let mut out = Vec::new();
+    tokio::time::timeout(Duration::from_secs(20), s.read_to_end(&mut out))
+        .await
+        .map_err(|_| "timeout".to_string())?
+        .map_err(|e| e.to_string())?;
+    if out.is_empty() {
+        return Err("connection closed without an answer".into());
+    }
+    Ok((String::from_utf8_lossy(&out).into_owned(), exporter))
+}
+
+async fn get_post(
+    connector: tokio_rustls::TlsConnector,
+    port: u16,
+    path: &str,
+) -> Result<(String, [u8; EXPORTER_LEN]), String> {
+    let tcp = tokio::net::TcpStream::connect(("127.0.0.1", port))
+        .await
+        .map_err(|e| e.to_string())?;
+    let mut s = connector
+        .connect(
+            ServerName::try_from("keynode").map_err(|e| e.to_string())?,
+            tcp,
+        )
+        .await
+        .map_err(|e| e.to_string())?;
+    s.write_all(
+        format!(
+            "POST {path} HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+        )
+        .as_bytes(),
+    )
+    .await
+    .map_err(|e| e.to_string())?;
+    let mut out = Vec::new();
+    tokio::time::timeout(Duration::from_secs(20), s.read_to_end(&mut out))
+        .await
+        .map_err(|_| "timeout".to_string())?
+        .map_err(|e| e.to_string())?;
+    Ok((
+        String::from_utf8_lossy(&out).into_owned(),
+        [0u8; EXPORTER_LEN],
+    ))
+}
+
+fn failed(a: &keynet::Attestation, check: &str) -> bool {
+    a.checks
+        .iter()
+        .any(|c| c.check == check && c.status == Status::Fail)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn clients_and_peers_on_a_dev_network() {
+    let net = Net::new(3);
+    let n0 = keynode::run::start(net.config(0))
+        .await
+        .unwrap_or_else(|e| panic!("{e:#}"));
+    let manifest = net.path("manifest.json");
+
+    // A client with the published measurement and the simulated root: genuine.
+    let a = keynet::attest(&net.url(0), net.client_verifier(true, &manifest))
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert!(a.accepted, "{:#?}", a.checks);
+    assert!(a.simulated);
+    for c in [
+        "tls_key_binding",
+        "fresh_binding",
+        "fresh_same_node",
+        "measurement",
+    ] {
+        assert!(
+            a.checks
+                .iter()
+                .any(|x| x.check == c && x.status == Status::Pass),
+            "{c}"
+        );
+    }
+    // Without the simulated root: rejected.
+    let a = keynet::attest(&net.url(0), net.client_verifier(false, &manifest))
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert!(!a.accepted);
+    // Another measurement published: rejected by the measurement check.
+    let other = net.path("other-manifest.json");
+    std::fs::write(
+        &other,
+        format!(
+            r#"{{"schema":"keynet.measurements/v1","measurements":[{{"digest":"{}"}}]}}"#,
+            "ab".repeat(48)
+        ),
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    let a = keynet::attest(&net.url(0), net.client_verifier(true, &other))
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert!(!a.accepted && failed(&a, "measurement"), "{:#?}", a.checks);
+
+    // A registered peer (node 1's identity and endpoint) is admitted and can be talked to.
+    let peer_v = net.client_verifier(true, &manifest);
+    let id1 = Identity::load_or_create(&net.path("node-1")).unwrap_or_else(|e| panic!("{e}"));
+    let ep1 = format!("127.0.0.1:{}", net.base + 1);
+    let t1 = net.peer_tls(&id1, &ep1);
+    let c1 = tokio_rustls::TlsConnector::from(Arc::new(
+        t1.peer_client_config(peer_v.clone())
+            .unwrap_or_else(|e| panic!("{e}")),
+    ));
+    let (resp, _) = get(c1.clone(), net.base, "/health")
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert!(resp.starts_with("HTTP/1.1 200"), "{resp}");
+    let (resp, _) = get_post(c1.clone(), net.base, "/v1/handshake")
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert!(
+        resp.starts_with("HTTP/1.1 200")
+            && resp.contains("\"network_id\":\"keynet-dev\"")
+            && resp.contains("registry_entry"),
+        "{resp}"
+    );
+
+    // A peer that is not in the registry is refused.
+    let stranger = net.peer_tls(&Identity::generate(), &ep1);
+    let cs = tokio_rustls::TlsConnector::from(Arc::new(
+        stranger
+            .peer_client_config(peer_v.clone())
+            .unwrap_or_else(|e| panic!("{e}")),
+    ));
+    assert!(get(cs, net.base, "/health").await.is_err());
+    // A registered identity presenting another endpoint is refused.
+    let moved = net.peer_tls(&id1, "127.0.0.1:9");
+    let cm = tokio_rustls::TlsConnector::from(Arc::new(
+        moved
+            .peer_client_config(peer_v.clone())
+            .unwrap_or_else(|e| panic!("{e}")),
+    ));
+    assert!(get(cm, net.base, "/health").await.is_err());
+
+    // Node 1's stake drops below the minimum in a new registry: refused after the reload.
+    let key_hex = std::fs::read_to_string(net.path("authority.key")).unwrap_or_default();
+    let key = k256::ecdsa::SigningKey::from_slice(&hex::decode(key_hex.trim()).unwrap_or_default())
+        .unwrap_or_else(|e| panic!("{e}"));
+    let signed = SignedRegistry::parse_unverified(
+        &std::fs::read(net.path("registry.json")).unwrap_or_default(),
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    let mut reg = signed.registry;
+    reg.epoch += 1;
+    reg.nodes[1].stake = Stake::from_wei(1);
+    std::fs::write(
+        net.path("registry.json"),
+        sign(reg, &key).unwrap_or_else(|e| panic!("{e}")).to_json(),
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    let mut refused = false;
+    for _ in 0..20 {
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        if get(c1.clone(), net.base, "/health").await.is_err() {
+            refused = true;
+            break;
+        }
+    }
+    assert!(
+        refused,
+        "a peer staked below the minimum was still admitted"
+    );
+    n0.task.abort();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fresh_evidence_cannot_be_replayed_into_another_session() {
+    let net = Net::new(1);
+    let n0 = keynode::run::start(net.config(0))
+        .await
+        .unwrap_or_else(|e| panic!("{e:#}"));
+    let v = net.client_verifier(true, &net.path("manifest.json"));
+    let cfg = rustls::ClientConfig::builder_with_provider(Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_protocol_versions(&[&rustls::version::TLS13])
+    .unwrap_or_else(|e| panic!("{e}"))
+    .dangerous()
+    .with_custom_certificate_verifier(Arc::new(
+        attestation_verifier::tls::AttestedServerVerifier::new(v.clone()),
+    ))
+    .with_no_client_auth();
+    let conn = tokio_rustls::TlsConnector::from(Arc::new(cfg));
+    let nonce = [7u8; 32];
+    let path = format!("/v1/attestation?nonce={}", hex::encode(nonce));
+    let (resp_a, exporter_a) = get(conn.clone(), net.base, &path)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    let (_, exporter_b) = get(conn.clone(), net.base, "/health")
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_ne!(exporter_a, exporter_b);
+    let body = resp_a.split("\r\n\r\n").nth(1).unwrap_or("");
+    let json: serde_json::Value =
+        serde_json::from_str(body).unwrap_or_else(|e| panic!("{e}: {resp_a}"));
+    use base64::Engine;
+    let fresh = base64::engine::general_purpose::STANDARD
+        .decode(json["evidence"].as_str().unwrap_or(""))
+        .unwrap_or_default();
+    assert_eq!(json["platform"], "snp-simulated");
+    assert!(json["warning"].as_str().unwrap_or("").contains("SIMULATED"));
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or(0);
+    let node = v
+        .cached(n0.state.tls.cert_der(), now)
+        .unwrap_or_else(|| panic!("node not verified"));
+    // In its own session the fresh report binds; replayed into another it does not.
+    let mut ok = node.verdict.clone();
+    keynet::attest::check_fresh(
+        &mut ok,
+        &v,
+        &node.evidence,
+        &node.spki,
+        &fresh,
+        &nonce,
+        &exporter_a,
+    );
+    assert!(
+        ok.checks
+            .iter()
+            .any(|c| c.check == "fresh_binding" && c.status == Status::Pass)
+    );
+    let mut replay = node.verdict.clone();
+    keynet::attest::check_fresh(
+        &mut replay,
+        &v,
+        &node.evidence,
+        &node.spki,
+        &fresh,
+        &nonce,
+        &exporter_b,
+    );
+    assert!(
+        replay
+            .checks
+            .iter()
+            .any(|c| c.check == "fresh_binding" && c.status == Status::Fail)
+    );
+    // Bad nonces are JSON errors with stable codes.
+    let (resp, _) = get(conn.clone(), net.base, "/v1/attestation?nonce=zz")
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert!(
+        resp.starts_with("HTTP/1.1 400") && resp.contains("\"code\":\"nonce_hex\""),
+        "{resp}"
+    );
+    let (resp, _) = get(conn, net.base, "/nope")
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert!(
+        resp.starts_with("HTTP/1.1 404") && resp.contains("not_found"),
+        "{resp}"
+    );
+    n0.task.abort();
+}
+
+#[tokio::test]
+async fn a_registry_with_a_bad_signature_stops_the_node() {
+    let net = Net::new(1);
+    let text = std::fs::read_to_string(net.path("registry.json")).unwrap_or_default();
+    // Re-sign with another key: the configured authority no longer matches.
+    let signed =
+        SignedRegistry::parse_unverified(text.as_bytes()).unwrap_or_else(|e| panic!("{e}"));
+    let other = k256::ecdsa::SigningKey::random(&mut rand_core::OsRng);
+    std::fs::write(
+        net.path("registry.json"),
+        sign(signed.registry, &other)
+            .unwrap_or_else(|e| panic!("{e}"))
+            .to_json(),
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    let err = keynode::run::start(net.config(0))
+        .await
+        .err()
+        .unwrap_or_else(|| panic!("started"));
+    assert!(format!("{err:#}").contains("registry"), "{err:#}");
+}
+
+#[test]
+fn without_a_platform_the_node_refuses_to_serve() {
+    let net = Net::new(1);
+    let cfg = std::fs::read_to_string(net.path("node-0/keynode.toml")).unwrap_or_default();
+    let cfg = cfg.replace("provider = \"simulated\"", "provider = \"auto\"");
+    let cfg: String = cfg
+        .lines()
+        .filter(|l| !l.starts_with("simulated_state"))
+        .map(|l| format!("{l}\n"))
+        .collect();
+    let path = net.path("auto.toml");
+    std::fs::write(&path, cfg).unwrap_or_else(|e| panic!("{e}"));
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_keynode"))
+        .args(["run", "--config", &path.display().to_string()])
+        .output()
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(
+        out.status.code(),
+        Some(3),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(String::from_utf8_lossy(&out.stderr).contains("refusing to serve"));
+    // And malformed configuration is refused with the field named, exit 2.
+    std::fs::write(&path, "[node]\nlisten = \"nope\"\n").unwrap_or_else(|e| panic!("{e}"));
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_keynode"))
+        .args(["run", "--config", &path.display().to_string()])
+        .output()
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("listen"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
