@@ -62,10 +62,33 @@ pub struct EvidenceSection {
 #[derive(Clone, Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RegistrySection {
-    /// The signed registry document; reloaded when it changes.
-    pub file: PathBuf,
+    /// The signed registry document on disk; reloaded when it changes.
+    pub file: Option<PathBuf>,
+    /// Or an http(s) URL serving it; polled every `poll_seconds`. The document is signed,
+    /// so the transport needs no trust.
+    pub url: Option<String>,
+    /// Seconds between checks for a new registry (default 2 for a file, 30 for a URL).
+    pub poll_seconds: Option<u64>,
     /// The registry authority's Ethereum address.
     pub authority: String,
+}
+
+/// Where the registry comes from.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum RegistrySource {
+    /// A file.
+    File(PathBuf),
+    /// An http(s) URL.
+    Url(String),
+}
+
+impl std::fmt::Display for RegistrySource {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            RegistrySource::File(p) => write!(f, "{}", p.display()),
+            RegistrySource::Url(u) => f.write_str(u),
+        }
+    }
 }
 
 /// What peers must prove.
@@ -138,6 +161,7 @@ impl Config {
             reason: e.to_string(),
         })?;
         c.authority()?;
+        c.registry_source()?;
         if c.evidence.provider == ProviderChoice::Simulated && c.evidence.simulated_state.is_none()
         {
             return Err(ConfigError::Field {
@@ -153,6 +177,30 @@ impl Config {
             });
         }
         Ok(c)
+    }
+
+    /// The registry's source: exactly one of `registry.file` and `registry.url`.
+    pub fn registry_source(&self) -> Result<RegistrySource, ConfigError> {
+        match (&self.registry.file, &self.registry.url) {
+            (Some(f), None) => Ok(RegistrySource::File(f.clone())),
+            (None, Some(u)) if u.starts_with("https://") || u.starts_with("http://") => {
+                Ok(RegistrySource::Url(u.clone()))
+            }
+            (None, Some(_)) => Err(ConfigError::Field {
+                field: "registry.url",
+                reason: "must be an http:// or https:// URL".into(),
+            }),
+            _ => Err(ConfigError::Field {
+                field: "registry",
+                reason: "give exactly one of `file` and `url`".into(),
+            }),
+        }
+    }
+
+    /// How often to look for a new registry.
+    pub fn registry_poll(&self) -> std::time::Duration {
+        let default = if self.registry.url.is_some() { 30 } else { 2 };
+        std::time::Duration::from_secs(self.registry.poll_seconds.unwrap_or(default).max(1))
     }
 
     /// The registry authority's address.

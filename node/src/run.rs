@@ -19,7 +19,7 @@ use crate::evidence::configfs::ConfigfsTsm;
 use crate::evidence::simulated::{SimulatedPlatform, SimulatedState, WARNING};
 use crate::evidence::{EvidenceProvider, SimulatedProvider};
 use crate::identity::Identity;
-use crate::server::{NodeState, serve, watch_registry};
+use crate::server::{NodeState, read_registry, serve, watch_registry};
 use crate::tls::NodeTls;
 
 /// No SEV-SNP platform: the node refuses to serve.
@@ -118,10 +118,15 @@ pub async fn start(c: Config) -> Result<Running> {
     let identity = Identity::load_or_create(&c.node.state_dir)?;
     let provider = provider(&c)?;
     let authority = c.authority()?;
-    let reg_bytes = std::fs::read(&c.registry.file)
-        .with_context(|| format!("reading {}", c.registry.file.display()))?;
+    let source = c.registry_source()?;
+    let reg_bytes = {
+        let s = source.clone();
+        tokio::task::spawn_blocking(move || read_registry(&s))
+            .await?
+            .map_err(|e| anyhow!("registry {e}"))?
+    };
     let registry = SignedRegistry::verify(&reg_bytes, &authority)
-        .with_context(|| format!("registry {}", c.registry.file.display()))?;
+        .with_context(|| format!("registry {source}"))?;
     let id_key = IdentityKey::from_verifying_key(&identity.public());
     match registry.member(&id_key) {
         Some(e) if e.endpoint != c.node.endpoint => {
@@ -157,8 +162,9 @@ pub async fn start(c: Config) -> Result<Running> {
     tracing::info!(%addr, endpoint = %c.node.endpoint, provider = state.provider.name(), "serving");
     tokio::spawn(watch_registry(
         state.clone(),
-        c.registry.file.clone(),
+        source,
         authority,
+        c.registry_poll(),
     ));
     let task = tokio::spawn(serve(state.clone(), listener));
     Ok(Running { addr, task, state })

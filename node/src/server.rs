@@ -6,7 +6,6 @@
 //! nonce and this connection), `POST /v1/handshake` (network, epoch, identity, registry
 //! entry). Errors are JSON `{"code", "message"}` with a stable code.
 
-use std::path::PathBuf;
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, SystemTime};
 
@@ -23,6 +22,7 @@ use keynet_protocol::registry::{Address, IdentityKey, Registry, SignedRegistry};
 use serde_json::json;
 use tokio::net::TcpListener;
 
+use crate::config::RegistrySource;
 use crate::evidence::EvidenceProvider;
 use crate::tls::NodeTls;
 
@@ -248,21 +248,53 @@ pub async fn serve(state: Arc<NodeState>, listener: TcpListener) -> anyhow::Resu
     }
 }
 
-/// Reloads the registry when its file changes; a document that fails verification is
-/// logged and ignored (the previous one stays in force).
-pub async fn watch_registry(state: Arc<NodeState>, file: PathBuf, authority: Address) {
-    let mut last = std::fs::metadata(&file).and_then(|m| m.modified()).ok();
+/// Reads the registry document from its source. A URL is fetched with a bounded time
+/// budget and retries (the KDS client's HTTP machinery, no cache).
+pub fn read_registry(source: &RegistrySource) -> Result<Vec<u8>, String> {
+    match source {
+        RegistrySource::File(p) => std::fs::read(p).map_err(|e| format!("{}: {e}", p.display())),
+        RegistrySource::Url(u) => attestation_verifier::kds::client::KdsClient::builder()
+            .base_url(u.clone())
+            .time_budget(Duration::from_secs(10))
+            .build()
+            .and_then(|c| c.fetch(u))
+            .map_err(|e| e.to_string()),
+    }
+}
+
+/// Reloads the registry when it changes; a document that fails verification is logged and
+/// ignored (the previous one stays in force).
+pub async fn watch_registry(
+    state: Arc<NodeState>,
+    source: RegistrySource,
+    authority: Address,
+    every: Duration,
+) {
+    let mut last = tokio::task::spawn_blocking({
+        let source = source.clone();
+        move || read_registry(&source).ok()
+    })
+    .await
+    .ok()
+    .flatten();
     loop {
-        tokio::time::sleep(Duration::from_secs(2)).await;
-        let now = std::fs::metadata(&file).and_then(|m| m.modified()).ok();
-        if now == last {
+        tokio::time::sleep(every).await;
+        let src = source.clone();
+        let Ok(fetched) = tokio::task::spawn_blocking(move || read_registry(&src)).await else {
+            continue;
+        };
+        let bytes = match fetched {
+            Ok(b) => b,
+            Err(e) => {
+                tracing::warn!("registry {source} not readable: {e}");
+                continue;
+            }
+        };
+        if last.as_deref() == Some(bytes.as_slice()) {
             continue;
         }
-        last = now;
-        match std::fs::read(&file)
-            .map_err(|e| e.to_string())
-            .and_then(|b| SignedRegistry::verify(&b, &authority).map_err(|e| e.to_string()))
-        {
+        last = Some(bytes.clone());
+        match SignedRegistry::verify(&bytes, &authority) {
             Ok(reg) => {
                 tracing::info!(
                     epoch = reg.epoch,
@@ -273,7 +305,7 @@ pub async fn watch_registry(state: Arc<NodeState>, file: PathBuf, authority: Add
                     *r = reg;
                 }
             }
-            Err(e) => tracing::warn!("registry {} not reloaded: {e}", file.display()),
+            Err(e) => tracing::warn!("registry {source} not reloaded: {e}"),
         }
     }
 }

@@ -435,3 +435,76 @@ fn without_a_platform_the_node_refuses_to_serve() {
         String::from_utf8_lossy(&out.stderr)
     );
 }
+
+/// Serves one file over plain HTTP on loopback, to every request, `count` times.
+fn serve_file(body: Vec<u8>, count: usize) -> u16 {
+    use std::io::{Read, Write};
+    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap_or_else(|e| panic!("{e}"));
+    let port = l.local_addr().map(|a| a.port()).unwrap_or(0);
+    std::thread::spawn(move || {
+        for s in l.incoming().take(count).flatten() {
+            let mut s = s;
+            let mut buf = [0u8; 2048];
+            let _ = s.read(&mut buf);
+            let head = format!(
+                "HTTP/1.1 200 OK\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+                body.len()
+            );
+            let _ = s.write_all(head.as_bytes());
+            let _ = s.write_all(&body);
+        }
+    });
+    port
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_registry_can_come_from_a_url() {
+    let net = Net::new(1);
+    let port = serve_file(
+        std::fs::read(net.path("registry.json")).unwrap_or_default(),
+        50,
+    );
+    let cfg = std::fs::read_to_string(net.path("node-0/keynode.toml")).unwrap_or_default();
+    let registry_line = cfg
+        .lines()
+        .find(|l| l.starts_with("file = "))
+        .unwrap_or("")
+        .to_owned();
+    let with_url = cfg.replace(
+        &registry_line,
+        &format!("url = \"http://127.0.0.1:{port}/registry.json\""),
+    );
+    let c = Config::parse(&with_url).unwrap_or_else(|e| panic!("{e}"));
+    let n0 = keynode::run::start(c)
+        .await
+        .unwrap_or_else(|e| panic!("{e:#}"));
+    assert_eq!(
+        n0.state
+            .registry
+            .read()
+            .map(|r| r.network_id.clone())
+            .unwrap_or_default(),
+        "keynet-dev"
+    );
+    n0.task.abort();
+    // Both or neither source is a configuration error naming the field.
+    let both = cfg.replace(
+        &registry_line,
+        &format!("{registry_line}\nurl = \"http://127.0.0.1:1/r\""),
+    );
+    assert!(
+        Config::parse(&both)
+            .err()
+            .map(|e| e.to_string())
+            .unwrap_or_default()
+            .contains("registry")
+    );
+    let ftp = cfg.replace(&registry_line, "url = \"ftp://x/r\"");
+    assert!(
+        Config::parse(&ftp)
+            .err()
+            .map(|e| e.to_string())
+            .unwrap_or_default()
+            .contains("registry.url")
+    );
+}
