@@ -97,6 +97,24 @@ async fn get(
     port: u16,
     path: &str,
 ) -> Result<(String, [u8; EXPORTER_LEN]), String> {
+    request(connector, port, "GET", path).await
+}
+
+async fn get_post(
+    connector: tokio_rustls::TlsConnector,
+    port: u16,
+    path: &str,
+) -> Result<(String, [u8; EXPORTER_LEN]), String> {
+    request(connector, port, "POST", path).await
+}
+
+/// One HTTP/1.1 request on a new attested connection: the response and the exporter value.
+async fn request(
+    connector: tokio_rustls::TlsConnector,
+    port: u16,
+    method: &str,
+    path: &str,
+) -> Result<(String, [u8; EXPORTER_LEN]), String> {
     let tcp = tokio::net::TcpStream::connect(("127.0.0.1", port))
         .await
         .map_err(|e| e.to_string())?;
@@ -112,38 +130,9 @@ async fn get(
         .1
         .export_keying_material(&mut exporter, EXPORTER_LABEL, None)
         .map_err(|e| e.to_string())?;
-    s.write_all(format!("GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").as_bytes())
-        .await
-        .map_err(|e| e.to_string())?;
-    let mut out = Vec::new();
-    tokio::time::timeout(Duration::from_secs(20), s.read_to_end(&mut out))
-        .await
-        .map_err(|_| "timeout".to_string())?
-        .map_err(|e| e.to_string())?;
-    if out.is_empty() {
-        return Err("connection closed without an answer".into());
-    }
-    Ok((String::from_utf8_lossy(&out).into_owned(), exporter))
-}
-
-async fn get_post(
-    connector: tokio_rustls::TlsConnector,
-    port: u16,
-    path: &str,
-) -> Result<(String, [u8; EXPORTER_LEN]), String> {
-    let tcp = tokio::net::TcpStream::connect(("127.0.0.1", port))
-        .await
-        .map_err(|e| e.to_string())?;
-    let mut s = connector
-        .connect(
-            ServerName::try_from("keynode").map_err(|e| e.to_string())?,
-            tcp,
-        )
-        .await
-        .map_err(|e| e.to_string())?;
     s.write_all(
         format!(
-            "POST {path} HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+            "{method} {path} HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
         )
         .as_bytes(),
     )
@@ -154,10 +143,10 @@ async fn get_post(
         .await
         .map_err(|_| "timeout".to_string())?
         .map_err(|e| e.to_string())?;
-    Ok((
-        String::from_utf8_lossy(&out).into_owned(),
-        [0u8; EXPORTER_LEN],
-    ))
+    if out.is_empty() {
+        return Err("connection closed without an answer".into());
+    }
+    Ok((String::from_utf8_lossy(&out).into_owned(), exporter))
 }
 
 fn failed(a: &keynet::Attestation, check: &str) -> bool {
