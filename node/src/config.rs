@@ -44,6 +44,8 @@ pub enum ProviderChoice {
     Auto,
     /// Linux configfs-tsm.
     ConfigfsTsm,
+    /// The SEV guest device, `/dev/sev-guest`.
+    SevGuest,
     /// The simulated platform (tests and local development only).
     Simulated,
 }

@@ -16,6 +16,7 @@ use tokio::net::TcpListener;
 
 use crate::config::{Config, ProviderChoice};
 use crate::evidence::configfs::ConfigfsTsm;
+use crate::evidence::sevguest::SevGuest;
 use crate::evidence::simulated::{SimulatedPlatform, SimulatedState, WARNING};
 use crate::evidence::{EvidenceProvider, SimulatedProvider};
 use crate::identity::Identity;
@@ -40,6 +41,13 @@ fn provider(c: &Config) -> Result<Box<dyn EvidenceProvider>> {
                     crate::evidence::configfs::REPORT_ROOT
                 ))
                 .into());
+            }
+            Ok(Box::new(p))
+        }
+        ProviderChoice::SevGuest => {
+            let p = SevGuest::default();
+            if !p.available() {
+                return Err(NoPlatform(format!("{} is absent", p.device().display())).into());
             }
             Ok(Box::new(p))
         }

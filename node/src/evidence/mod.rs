@@ -1,8 +1,10 @@
 //! Where attestation evidence comes from: Linux configfs-tsm (the kernel 6.12 interface),
-//! or, only when configured, a simulated SNP platform. `auto` picks the first available
-//! hardware interface and never falls back to simulation.
+//! the SEV guest device `/dev/sev-guest` (older kernels), or, only when configured, a
+//! simulated SNP platform. `auto` picks the first available hardware interface and never
+//! falls back to simulation.
 
 pub mod configfs;
+pub mod sevguest;
 pub mod simulated;
 
 use attestation_verifier::tls::evidence::{EvidenceCert, Platform};
@@ -78,15 +80,21 @@ impl EvidenceProvider for SimulatedProvider {
     }
 }
 
-/// Picks the first hardware interface present; never the simulated platform.
+/// Picks the first hardware interface present (configfs-tsm, then `/dev/sev-guest`); never
+/// the simulated platform.
 pub fn auto() -> Result<Box<dyn EvidenceProvider>, ProviderError> {
     let tsm = configfs::ConfigfsTsm::default();
     if tsm.available() {
         return Ok(Box::new(tsm));
     }
+    let dev = sevguest::SevGuest::default();
+    if dev.available() {
+        return Ok(Box::new(dev));
+    }
     Err(ProviderError::NoPlatform(format!(
-        "{} is absent (kernel without TSM_REPORTS/SEV_GUEST, or not an SEV-SNP guest); \
-         the simulated platform is only used when configured explicitly",
-        configfs::REPORT_ROOT
+        "neither {} nor {} is present (kernel without TSM_REPORTS/SEV_GUEST, or not an \
+         SEV-SNP guest); the simulated platform is only used when configured explicitly",
+        configfs::REPORT_ROOT,
+        sevguest::DEVICE
     )))
 }
