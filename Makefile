@@ -11,11 +11,41 @@ OVMF_SOURCES := $(wildcard ovmf/*.sh ovmf/*.py) ovmf/inputs.lock
 OVMF_REPRO_STAMP := out/ovmf-repro/REPRODUCIBLE
 SNP_MEASURE := target/release/snp-measure
 
-.DEFAULT_GOAL := all
-.PHONY: all ovmf digests test test-deps lint cargo-test ovmf-repro bench fuzz help clean
+IMAGE_VERSION = $(shell awk '$$1 == "image-version" { print $$2 }' guest-image/inputs.lock)
 
-## all: main job: build the firmware reproducibly and print its launch digests
-all: digests
+.DEFAULT_GOAL := all
+.PHONY: all image publish reproduce image-repro boot-test relock ovmf digests test test-deps \
+	lint cargo-test ovmf-repro bench fuzz help clean
+
+## all: main job, same as `make image`
+all: image
+
+## image: the reproducible guest image -> out/image/ (OVMF.fd vmlinuz initrd.img cmdline image.json manifest.json)
+image:
+	guest-image/build.sh
+
+## publish: make out/image's record and digests the published ones (measurements/published/)
+publish: image
+	mkdir -p measurements/published
+	cp out/image/image.json measurements/published/$(IMAGE_VERSION).image.json
+	cp out/image/manifest.json measurements/published/$(IMAGE_VERSION).json
+	@echo "published image $(IMAGE_VERSION): measurements/published/$(IMAGE_VERSION){.json,.image.json}"
+
+## reproduce: auditor's check: rebuild a fresh clone (REF=HEAD) from scratch, compare with the published record
+reproduce:
+	guest-image/reproduce.sh
+
+## image-repro: a second build from a copy at another path must give identical artifacts (part of make test)
+image-repro: image
+	guest-image/check-reproducible.sh
+
+## boot-test: boot out/image under QEMU (TCG): no-SNP refusal + simulated-platform attest, clean power-off
+boot-test: image
+	guest-image/boot-test.sh
+
+## relock: re-pin the kernel package to what Debian serves now (KERNEL_PACKAGE=latest for a new ABI)
+relock:
+	guest-image/relock.sh
 
 ## ovmf: build OVMF (AmdSev) from pinned source -> out/ovmf/OVMF.fd, out/ovmf/ovmf.json
 ovmf: $(OVMF)
@@ -36,11 +66,11 @@ digests: $(OVMF) $(SNP_MEASURE)
 	        "$$($(SNP_MEASURE) --mode snp --vcpus $$n --vcpu-type $$t --ovmf $(OVMF))"; \
 	done; done
 
-## test: every test: formatting, clippy, unit/integration tests, firmware reproducibility
-test: test-deps lint cargo-test
+## test: every test: formatting, clippy, unit/integration tests, firmware and image reproducibility, boots
+test: test-deps lint cargo-test boot-test
 
-## test-deps: what the tests need (reproducible firmware, reference tool, Debian OVMF)
-test-deps: ovmf-repro $(OVMF)
+## test-deps: what the tests need (reproducible firmware and image, reference tools, Debian OVMF)
+test-deps: ovmf-repro $(OVMF) image image-repro
 	measurements/tests/reference/setup.sh
 	protocol/tests/reference/setup.sh
 
@@ -70,7 +100,8 @@ fuzz:
 ## clean: remove build outputs (keeps downloaded source tarballs in out/cache)
 clean:
 	$(CARGO) clean
-	rm -rf out/ovmf out/ovmf-repro out/ref-venv out/protocol-venv out/bench
+	rm -rf out/ovmf out/ovmf-repro out/ref-venv out/protocol-venv out/bench \
+		out/image out/image-build out/image-repro
 
 help:
 	@grep -E '^## ' Makefile | sed 's/^## /  make /'

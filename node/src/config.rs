@@ -22,6 +22,20 @@ pub struct Config {
     /// What peers must prove.
     #[serde(default)]
     pub peers: PeersSection,
+    /// The guest's network interface, set up by the image's init (keynode only checks it).
+    pub network: Option<NetworkSection>,
+}
+
+/// The guest's network, configured by init before keynode starts.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NetworkSection {
+    /// Interface name (default `eth0`).
+    pub interface: Option<String>,
+    /// IPv4 address with prefix length, e.g. `10.0.2.15/24`.
+    pub address: String,
+    /// Default gateway.
+    pub gateway: Option<std::net::Ipv4Addr>,
 }
 
 /// This node.
@@ -171,6 +185,9 @@ impl Config {
                 reason: "required when provider = \"simulated\"".into(),
             });
         }
+        if let Some(n) = &c.network {
+            n.validate()?;
+        }
         if c.evidence.provider != ProviderChoice::Simulated && c.evidence.simulated_state.is_some()
         {
             return Err(ConfigError::Field {
@@ -179,6 +196,24 @@ impl Config {
             });
         }
         Ok(c)
+    }
+
+    /// Refuses anything simulated: inside the published image the host writes this
+    /// configuration, and only the measured command line may allow simulation.
+    pub fn require_hardware(&self) -> Result<(), ConfigError> {
+        if self.evidence.provider == ProviderChoice::Simulated {
+            return Err(ConfigError::Field {
+                field: "evidence.provider",
+                reason: "\"simulated\" is refused: this node runs with --hardware-only".into(),
+            });
+        }
+        if self.peers.trust_simulated.is_some() {
+            return Err(ConfigError::Field {
+                field: "peers.trust_simulated",
+                reason: "refused: this node runs with --hardware-only".into(),
+            });
+        }
+        Ok(())
     }
 
     /// The registry's source: exactly one of `registry.file` and `registry.url`.
@@ -216,5 +251,108 @@ impl Config {
                     reason: e.to_string(),
                 },
             )
+    }
+}
+
+impl NetworkSection {
+    fn validate(&self) -> Result<(), ConfigError> {
+        if let Some(i) = &self.interface
+            && (i.is_empty()
+                || i.len() > 15
+                || !i
+                    .bytes()
+                    .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit()))
+        {
+            return Err(ConfigError::Field {
+                field: "network.interface",
+                reason: format!("'{i}' is not an interface name (1-15 of a-z, 0-9)"),
+            });
+        }
+        let bad = |reason: String| ConfigError::Field {
+            field: "network.address",
+            reason,
+        };
+        let (ip, prefix) = self
+            .address
+            .split_once('/')
+            .ok_or_else(|| bad(format!("'{}' has no /prefix", self.address)))?;
+        ip.parse::<std::net::Ipv4Addr>()
+            .map_err(|e| bad(format!("'{ip}': {e}")))?;
+        match prefix.parse::<u8>() {
+            Ok(p) if p <= 32 => Ok(()),
+            _ => Err(bad(format!("prefix '{prefix}' is not 0-32"))),
+        }
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)] // in tests a failed unwrap is a failed test
+mod tests {
+    use super::*;
+
+    const BASE: &str = r#"
+[node]
+listen = "0.0.0.0:7000"
+endpoint = "127.0.0.1:7000"
+state_dir = "/run/keynet/state"
+[evidence]
+provider = "auto"
+[registry]
+file = "/run/keynet/host/registry.json"
+authority = "0x0000000000000000000000000000000000000001"
+"#;
+
+    #[test]
+    fn network_section_is_checked() {
+        let ok = format!("{BASE}[network]\naddress = \"10.0.2.15/24\"\ngateway = \"10.0.2.2\"\n");
+        let c = Config::parse(&ok).unwrap();
+        assert_eq!(c.network.unwrap().address, "10.0.2.15/24");
+        for (net, field) in [
+            ("address = \"10.0.2.15\"", "network.address"),
+            ("address = \"10.0.2.15/33\"", "network.address"),
+            ("address = \"10.0.2/24\"", "network.address"),
+            (
+                "address = \"10.0.2.15/24\"\ninterface = \"eth0; rm\"",
+                "network.interface",
+            ),
+        ] {
+            match Config::parse(&format!("{BASE}[network]\n{net}\n")) {
+                Err(ConfigError::Field { field: f, .. }) => assert_eq!(f, field, "{net}"),
+                other => panic!("{net}: {other:?}"),
+            }
+        }
+        assert!(
+            Config::parse(&format!(
+                "{BASE}[network]\naddress = \"10.0.2.15/24\"\nmtu = 1\n"
+            ))
+            .is_err()
+        );
+    }
+
+    #[test]
+    fn hardware_only_refuses_simulation() {
+        let c = Config::parse(BASE).unwrap();
+        assert!(c.require_hardware().is_ok());
+        let sim = BASE.replace(
+            "provider = \"auto\"",
+            "provider = \"simulated\"\nsimulated_state = \"/x\"",
+        );
+        let c = Config::parse(&sim).unwrap();
+        assert!(matches!(
+            c.require_hardware(),
+            Err(ConfigError::Field {
+                field: "evidence.provider",
+                ..
+            })
+        ));
+        let trust = format!("{BASE}[peers]\ntrust_simulated = \"/ark.pem\"\n");
+        let c = Config::parse(&trust).unwrap();
+        assert!(matches!(
+            c.require_hardware(),
+            Err(ConfigError::Field {
+                field: "peers.trust_simulated",
+                ..
+            })
+        ));
     }
 }

@@ -28,8 +28,15 @@ fn write(path: &Path, data: &[u8]) -> Result<()> {
     std::fs::write(path, data).with_context(|| format!("writing {}", path.display()))
 }
 
-/// Writes a dev network of `n` nodes into `dir`, ports `base_port..`.
-pub fn create(n: usize, dir: &Path, base_port: u16, rsa_bits: usize) -> Result<DevNetwork> {
+/// Writes a dev network of `n` nodes into `dir`, ports `base_port..`. The simulated
+/// platform reports `measurement` (all zeros if `None`), and the manifest allows it.
+pub fn create(
+    n: usize,
+    dir: &Path,
+    base_port: u16,
+    rsa_bits: usize,
+    measurement: Option<[u8; 48]>,
+) -> Result<DevNetwork> {
     if !(1..=64).contains(&n) {
         bail!("--nodes must be 1 to 64");
     }
@@ -37,6 +44,7 @@ pub fn create(n: usize, dir: &Path, base_port: u16, rsa_bits: usize) -> Result<D
     let dir = dir.canonicalize()?;
     let root = SimulatedPlatform::generate(SimulatedOptions {
         rsa_bits,
+        measurement: measurement.unwrap_or([0; 48]),
         ..SimulatedOptions::default()
     })?;
     let ark_pem = dir.join("simulated-ark.pem");

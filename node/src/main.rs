@@ -28,6 +28,10 @@ enum Command {
         /// Configuration file (TOML; untrusted input, validated).
         #[arg(long, value_name = "FILE")]
         config: PathBuf,
+        /// Refuse the simulated platform and simulated peer roots, whatever the
+        /// configuration says (the guest image's init passes this).
+        #[arg(long)]
+        hardware_only: bool,
     },
     /// Write a local network of N nodes on the SIMULATED platform (development only).
     DevNetwork {
@@ -43,6 +47,10 @@ enum Command {
         /// RSA size of the simulated ARK/ASK (AMD uses 4096).
         #[arg(long, default_value_t = 4096)]
         rsa_bits: usize,
+        /// Launch measurement the simulated platform reports (96 hex digits), e.g. the
+        /// digest of a test image from `snp-measure`; the manifest allows exactly it.
+        #[arg(long, value_name = "HEX", value_parser = parse_measurement)]
+        measurement: Option<[u8; 48]>,
     },
 }
 
@@ -52,10 +60,20 @@ fn main() -> ExitCode {
             tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
         )
         .with_writer(std::io::stderr)
+        // https://no-color.org: the guest's init sets it (its console is a serial log).
+        .with_ansi(std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty()))
         .init();
     match Cli::parse().command {
-        Command::Run { config } => {
-            let c = match Config::load(&config) {
+        Command::Run {
+            config,
+            hardware_only,
+        } => {
+            let c = match Config::load(&config).and_then(|c| {
+                if hardware_only {
+                    c.require_hardware()?;
+                }
+                Ok(c)
+            }) {
                 Ok(c) => c,
                 Err(e) => {
                     eprintln!("keynode: {e}");
@@ -78,7 +96,7 @@ fn main() -> ExitCode {
                                 Ok(Err(e)) => { eprintln!("keynode: {e:#}"); ExitCode::from(1) }
                                 Err(e) => { eprintln!("keynode: {e}"); ExitCode::from(1) }
                             },
-                            _ = tokio::signal::ctrl_c() => { tracing::info!("stopping"); ExitCode::SUCCESS }
+                            reason = stop_signal() => { tracing::info!("stopping ({reason})"); ExitCode::SUCCESS }
                         }
                     }
                     Err(e) if e.downcast_ref::<NoPlatform>().is_some() => {
@@ -97,7 +115,8 @@ fn main() -> ExitCode {
             dir,
             base_port,
             rsa_bits,
-        } => match keynode::devnet::create(nodes, &dir, base_port, rsa_bits) {
+            measurement,
+        } => match keynode::devnet::create(nodes, &dir, base_port, rsa_bits, measurement) {
             Ok(net) => {
                 println!(
                     "wrote a {nodes}-node dev network (SIMULATED platform) in {}",
@@ -125,4 +144,27 @@ fn main() -> ExitCode {
             }
         },
     }
+}
+
+/// Waits for SIGINT or SIGTERM (init and service managers stop with SIGTERM).
+async fn stop_signal() -> &'static str {
+    use tokio::signal::unix::{SignalKind, signal};
+    match signal(SignalKind::terminate()) {
+        Ok(mut term) => tokio::select! {
+            _ = term.recv() => "SIGTERM",
+            _ = tokio::signal::ctrl_c() => "SIGINT",
+        },
+        Err(e) => {
+            tracing::warn!("cannot watch SIGTERM: {e}");
+            let _ = tokio::signal::ctrl_c().await;
+            "SIGINT"
+        }
+    }
+}
+
+fn parse_measurement(s: &str) -> Result<[u8; 48], String> {
+    hex::decode(s)
+        .ok()
+        .and_then(|b| <[u8; 48]>::try_from(b).ok())
+        .ok_or_else(|| "expected 96 hex digits".to_owned())
 }

@@ -37,7 +37,7 @@ fn provider(c: &Config) -> Result<Box<dyn EvidenceProvider>> {
             let p = ConfigfsTsm::default();
             if !p.available() {
                 return Err(NoPlatform(format!(
-                    "{} is absent",
+                    "{} is absent or has no sev_guest provider",
                     crate::evidence::configfs::REPORT_ROOT
                 ))
                 .into());

@@ -50,7 +50,8 @@ impl Net {
     fn new(n: usize) -> Net {
         let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
         let base = free_ports(n as u16);
-        keynode::devnet::create(n, dir.path(), base, 2048).unwrap_or_else(|e| panic!("{e:#}"));
+        keynode::devnet::create(n, dir.path(), base, 2048, None)
+            .unwrap_or_else(|e| panic!("{e:#}"));
         Net { dir, base }
     }
     fn path(&self, p: &str) -> PathBuf {

@@ -93,9 +93,14 @@ fn configfs_tsm_with_a_missing_root_is_unavailable() -> TestResult {
 fn configfs_tsm_on_a_plain_directory_names_the_missing_provider_file() -> TestResult {
     // A plain directory is not configfs: the report entry it creates has no `provider`
     // attribute, and the request must stop there (before writing `inblob`).
+    // The same holds for the availability probe: a report root whose entries have no
+    // readable provider (as when `tsm` is loaded but `sev-guest` found no SNP) is
+    // unavailable, so `auto` says "no SEV-SNP platform".
     let dir = tempfile::tempdir()?;
     let p = ConfigfsTsm::at(dir.path());
-    assert!(p.available());
+    assert!(!p.available());
+    assert!(p.provider().is_err());
+    assert_eq!(std::fs::read_dir(dir.path())?.count(), 0);
     let reason = failed_reason(p.evidence([1; 64]), "configfs-tsm");
     assert!(reason.contains("provider"), "{reason}");
     // The report entry is removed again.

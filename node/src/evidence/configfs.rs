@@ -43,9 +43,23 @@ impl ConfigfsTsm {
         }
     }
 
-    /// True if the report directory exists.
+    /// True if the report directory exists and an SEV-SNP guest driver serves it. The
+    /// directory alone proves nothing: the `tsm` module creates it even where `sev-guest`
+    /// found no SNP platform (then `provider` cannot be read).
     pub fn available(&self) -> bool {
-        self.root.is_dir()
+        self.root.is_dir() && self.provider().is_ok_and(|p| p == "sev_guest")
+    }
+
+    /// The TSM provider serving reports, read from a probe entry.
+    pub fn provider(&self) -> Result<String, ProviderError> {
+        let n = self.counter.fetch_add(1, Ordering::Relaxed);
+        let dir = self
+            .root
+            .join(format!("keynode-probe-{}-{n}", std::process::id()));
+        std::fs::create_dir(&dir).map_err(|e| fail(format!("creating {}: {e}", dir.display())))?;
+        let p = Self::read(&dir, "provider");
+        let _ = std::fs::remove_dir(&dir);
+        Ok(String::from_utf8_lossy(&p?).trim().to_owned())
     }
 
     fn read(dir: &Path, name: &str) -> Result<Vec<u8>, ProviderError> {

@@ -92,8 +92,9 @@ pub fn auto() -> Result<Box<dyn EvidenceProvider>, ProviderError> {
         return Ok(Box::new(dev));
     }
     Err(ProviderError::NoPlatform(format!(
-        "neither {} nor {} is present (kernel without TSM_REPORTS/SEV_GUEST, or not an \
-         SEV-SNP guest); the simulated platform is only used when configured explicitly",
+        "no SEV-SNP platform: neither {} (with provider sev_guest) nor {} is present \
+         (not an SEV-SNP guest, or a kernel without SEV_GUEST); the simulated platform is \
+         only used when configured explicitly",
         configfs::REPORT_ROOT,
         sevguest::DEVICE
     )))
