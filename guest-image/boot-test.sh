@@ -20,7 +20,7 @@ WORK=$(mktemp -d /tmp/keynet-boot-test.XXXXXX)
 TIMEOUT=${KEYNET_BOOT_TIMEOUT:-600}
 QEMU_PID=
 cleanup() {
-	[[ -n $QEMU_PID ]] && kill "$QEMU_PID" 2>/dev/null || true
+	if [[ -n $QEMU_PID ]]; then kill "$QEMU_PID" 2>/dev/null || true; fi
 	[[ ${KEEP:-0} == 1 ]] || rm -rf -- "$WORK"
 }
 trap cleanup EXIT
@@ -191,10 +191,36 @@ if "$bin/keynet" attest "https://127.0.0.1:$port" --manifest "$IMG/manifest.json
 fi
 printf '  ok  the published manifest rejects the test guest\n'
 step "ACPI power button"
-python3 - "$WORK/sim.mon" <<'PY'
-import socket, sys
-s = socket.socket(socket.AF_UNIX); s.connect(sys.argv[1]); s.sendall(b"system_powerdown\n"); s.close()
+# QEMU's monitor drops a command sent before its prompt or closed before it is read, and
+# a press can come before the guest's ACPI is listening: wait for the prompt and the echo,
+# and press again every 15 s until the VM is off.
+press() {
+	python3 - "$WORK/sim.mon" <<'PY'
+import socket, sys, time
+s = socket.socket(socket.AF_UNIX)
+s.connect(sys.argv[1])
+s.settimeout(5)
+buf = b""
+while b"(qemu)" not in buf:
+    buf += s.recv(4096)
+s.sendall(b"system_powerdown\n")
+buf = b""
+deadline = time.time() + 5
+while b"(qemu)" not in buf and time.time() < deadline:
+    buf += s.recv(4096)
+s.close()
 PY
+}
+presses=0
+while kill -0 "$QEMU_PID" 2>/dev/null && ((presses < TIMEOUT / 15)); do
+	press || true
+	presses=$((presses + 1))
+	for _ in $(seq 1 75); do
+		kill -0 "$QEMU_PID" 2>/dev/null || break
+		sleep 0.2
+	done
+done
+printf '  power button pressed %s time(s)\n' "$presses"
 wait_exit sim
 for re in 'keynet-init: shutdown requested \(power button\)' 'keynet-init: stopping keynode' \
 	'keynet-init: keynode stopped' 'keynet-init: powering off'; do

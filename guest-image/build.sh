@@ -43,6 +43,7 @@ cargo_home=${CARGO_HOME:-$HOME/.cargo}
 # --target keeps these flags off build scripts and proc macros; the remaps take the
 # checkout and cargo home paths out of panic messages and C __FILE__ strings.
 sep=$'\x1f'
+# shellcheck disable=SC2054 # the commas are part of one linker argument
 flags=(-C target-feature=+crt-static -C link-arg=-Wl,--build-id=none -C strip=symbols
 	"--remap-path-prefix=$REPO_ROOT=/keynet" "--remap-path-prefix=$cargo_home=/cargo")
 CARGO_ENCODED_RUSTFLAGS=$(IFS=$sep; printf '%s' "${flags[*]}")
