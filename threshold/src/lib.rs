@@ -1,0 +1,18 @@
+//! Keynet's threshold cryptography on secp256k1.
+//!
+//! - [`dkg`]: FROST's distributed key generation as a state machine with named states,
+//!   a deadline per round, an echo round that catches a participant who sent different
+//!   round-one packages to different peers, and every failure naming its culprits.
+//! - [`derive`]: user keys derived from the root key by a public tweak from a key id, so
+//!   each node derives its share locally and anyone derives the public key.
+//! - [`schnorr`]: the RFC 9591 verification equation for FROST(secp256k1, SHA-256),
+//!   written from the RFC, independent of the signing library.
+#![forbid(unsafe_code)]
+#![deny(missing_docs)]
+
+pub mod derive;
+pub mod dkg;
+pub mod h2f;
+pub mod schnorr;
+
+pub use frost_secp256k1 as frost;

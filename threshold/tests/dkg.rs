@@ -1,0 +1,108 @@
+//! The DKG state machine: consistent group keys for n = 4, 7, 10; silent, cheating and
+//! equivocating participants named; nobody finishes when the run fails.
+#![allow(clippy::unwrap_used)] // in tests a failed unwrap is a failed test
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use keynet_threshold::dkg::{ConfigError, Dkg, State, default_threshold};
+
+#[test]
+fn honest_runs_agree_for_4_7_10() {
+    for n in [4u16, 7, 10] {
+        let t = default_threshold(n);
+        let outs = common::run(n, t, &common::Faults::default());
+        let (keys, public) = common::all_done(&outs);
+        assert_eq!(keys.len(), usize::from(n));
+        assert_eq!(public.verifying_shares().len(), usize::from(n));
+        assert_eq!(public.min_signers(), Some(t));
+    }
+    assert_eq!(
+        (
+            default_threshold(4),
+            default_threshold(7),
+            default_threshold(10)
+        ),
+        (3, 5, 7)
+    );
+}
+
+#[test]
+fn a_silent_node_is_named_at_the_deadline() {
+    let outs = common::run(
+        4,
+        3,
+        &common::Faults {
+            silent: Some(3),
+            ..Default::default()
+        },
+    );
+    for (p, m) in &outs.machines {
+        if *p == 3 {
+            continue;
+        }
+        assert_eq!(m.state(), State::Failed, "{p}");
+        let f = m.failure().unwrap();
+        assert_eq!(f.state, State::Round1);
+        assert_eq!(f.culprits, vec![3], "{f}");
+        assert!(m.result().is_none());
+    }
+}
+
+#[test]
+fn an_invalid_share_names_its_sender() {
+    let outs = common::run(
+        7,
+        5,
+        &common::Faults {
+            bad_share: Some(5),
+            ..Default::default()
+        },
+    );
+    for (p, m) in &outs.machines {
+        if *p == 5 {
+            continue;
+        }
+        let f = m.failure().unwrap_or_else(|| panic!("{p} finished"));
+        assert_eq!(f.state, State::Round2, "{f}");
+        assert_eq!(f.culprits, vec![5], "{f}");
+    }
+}
+
+#[test]
+fn equivocation_in_round_one_fails_everyone() {
+    let outs = common::run(
+        4,
+        3,
+        &common::Faults {
+            equivocate: Some((2, 4)),
+            ..Default::default()
+        },
+    );
+    for (p, m) in &outs.machines {
+        assert_eq!(
+            m.state(),
+            State::Failed,
+            "participant {p} finished despite equivocation"
+        );
+        assert!(m.result().is_none());
+        if *p != 2 {
+            // The victim finds 2's share inconsistent with the package it got, and its
+            // abort tells everyone: nobody waits for the victim and then blames it.
+            assert_eq!(m.failure().unwrap().culprits, vec![2], "{:?}", m.failure());
+        }
+    }
+}
+
+#[test]
+fn parameters_are_checked() {
+    let now = Instant::now();
+    let d = Duration::from_secs(1);
+    for (me, n, t) in [(0, 4, 3), (5, 4, 3), (1, 4, 1), (1, 4, 5)] {
+        assert!(matches!(
+            Dkg::start(me, n, t, d, now),
+            Err(ConfigError::Range { .. })
+        ));
+    }
+}
