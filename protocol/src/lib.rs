@@ -1,6 +1,7 @@
 //! Types every Keynet party shares: the signed staking registry and the API messages.
 #![forbid(unsafe_code)]
 
+pub mod auth;
 pub mod registry;
 
 pub use registry::{
