@@ -88,10 +88,11 @@ lint:
 cargo-test:
 	$(CARGO) test --workspace --locked
 
-## bench: snp-measure vs sev-snp-measure (time, peak memory); snp-verify vs ring and snpguest
+## bench: snp-measure vs sev-snp-measure (time, peak memory); snp-verify vs ring and snpguest; DKG and signing
 bench: test-deps
 	$(CARGO) bench --locked -p snp-measure --bench vs_reference
 	$(CARGO) bench --locked -p attestation-verifier --bench verify
+	$(CARGO) bench --locked -p keynet-threshold --bench threshold
 
 ## fuzz: coverage-guided fuzzing of the verifier's parsers, 60 s per target (FUZZ_SECONDS=N)
 fuzz:

@@ -10,9 +10,11 @@
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
+pub mod aggregate;
 pub mod derive;
 pub mod dkg;
 pub mod h2f;
 pub mod schnorr;
+pub mod signing;
 
 pub use frost_secp256k1 as frost;

@@ -6,7 +6,7 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use keynet_threshold::dkg::{ConfigError, Dkg, State, default_threshold};
+use keynet_threshold::dkg::{ConfigError, Dkg, State, default_threshold, run_local};
 
 #[test]
 fn honest_runs_agree_for_4_7_10() {
@@ -105,4 +105,12 @@ fn parameters_are_checked() {
             Err(ConfigError::Range { .. })
         ));
     }
+}
+
+#[test]
+fn the_local_runner_gives_one_group_key() {
+    let keys = run_local(5, 4).unwrap();
+    assert_eq!(keys.len(), 5);
+    assert!(keys.iter().all(|(_, p)| *p == keys[0].1));
+    assert!(run_local(3, 4).is_err());
 }
