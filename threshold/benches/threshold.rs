@@ -7,6 +7,7 @@ use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
 use keynet_threshold::aggregate::aggregate;
+use keynet_threshold::bls_dkg;
 use keynet_threshold::dkg::{default_threshold, run_local};
 use keynet_threshold::signing::{Event, Signer, VerifiedRequest};
 
@@ -17,11 +18,14 @@ fn pct(sorted: &[Duration], p: f64) -> Duration {
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     println!(
-        "{:>3} {:>3} {:>10} {:>10} {:>10} {:>12}",
-        "n", "t", "DKG ms", "sign p50", "sign p99", "signings/s"
+        "{:>3} {:>3} {:>10} {:>10} {:>10} {:>10} {:>12}",
+        "n", "t", "BLS DKG", "FROST DKG", "sign p50", "sign p99", "signings/s"
     );
     for n in [4u16, 7, 10] {
         let t = default_threshold(n);
+        let start = Instant::now();
+        bls_dkg::run_local(n, t)?;
+        let bls = start.elapsed();
         let start = Instant::now();
         let keys = run_local(n, t)?;
         let dkg = start.elapsed();
@@ -82,7 +86,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         let total = all.elapsed();
         lat.sort();
         println!(
-            "{n:>3} {t:>3} {:>10.1} {:>8.2}ms {:>8.2}ms {:>12.0}",
+            "{n:>3} {t:>3} {:>8.1}ms {:>8.1}ms {:>8.2}ms {:>8.2}ms {:>12.0}",
+            bls.as_secs_f64() * 1e3,
             dkg.as_secs_f64() * 1e3,
             pct(&lat, 0.5).as_secs_f64() * 1e3,
             pct(&lat, 0.99).as_secs_f64() * 1e3,
