@@ -10,7 +10,7 @@
 //! participants); once every participant's commitments are in, the node signs and hands
 //! its signature share to the user, who aggregates with cheater detection.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::time::{Duration, Instant};
 
 use frost_secp256k1::keys::KeyPackage;
@@ -116,8 +116,12 @@ pub struct Signer {
     wait: Duration,
     sessions: BTreeMap<[u8; 32], Session>,
     /// Commitments for requests not (yet) verified here, with their arrival time.
-    waiting: Vec<(Instant, Participant, [u8; 32], SigningCommitments)>,
+    waiting: VecDeque<(Instant, Participant, [u8; 32], SigningCommitments)>,
 }
+
+/// Held commitments for unverified requests are capped, so peers cannot grow a node's
+/// memory by naming requests the user never sent; the oldest are dropped first.
+pub const MAX_HELD: usize = 4096;
 
 fn id(p: Participant) -> Result<Identifier, SignError> {
     Identifier::try_from(p).map_err(|e| SignError::Frost(e.to_string()))
@@ -133,7 +137,7 @@ impl Signer {
             key,
             wait,
             sessions: BTreeMap::new(),
-            waiting: Vec::new(),
+            waiting: VecDeque::new(),
         }
     }
 
@@ -195,7 +199,7 @@ impl Signer {
             },
         );
         // Peers may have been faster than the user's request to us.
-        let (ready, rest): (Vec<_>, Vec<_>) = std::mem::take(&mut self.waiting)
+        let (ready, rest): (VecDeque<_>, VecDeque<_>) = std::mem::take(&mut self.waiting)
             .into_iter()
             .partition(|(_, _, rid2, _)| *rid2 == rid);
         self.waiting = rest;
@@ -217,8 +221,14 @@ impl Signer {
             return self.add(from, rid, commitments);
         }
         // Not verified here (yet): hold it, never act on it alone.
-        self.waiting.push((now, from, rid, commitments));
-        Vec::new()
+        self.waiting.push_back((now, from, rid, commitments));
+        let mut events = Vec::new();
+        while self.waiting.len() > MAX_HELD {
+            if let Some((_, from, id, _)) = self.waiting.pop_front() {
+                events.push(Event::Dropped { id, from });
+            }
+        }
+        events
     }
 
     fn add(&mut self, from: Participant, rid: [u8; 32], c: SigningCommitments) -> Vec<Event> {
@@ -260,7 +270,7 @@ impl Signer {
     pub fn tick(&mut self, now: Instant) -> Vec<Event> {
         let wait = self.wait;
         let mut events = Vec::new();
-        let (old, keep): (Vec<_>, Vec<_>) = std::mem::take(&mut self.waiting)
+        let (old, keep): (VecDeque<_>, VecDeque<_>) = std::mem::take(&mut self.waiting)
             .into_iter()
             .partition(|(t, ..)| now.saturating_duration_since(*t) >= wait);
         self.waiting = keep;

@@ -13,7 +13,7 @@ use keynet_threshold::aggregate::{AggregateError, aggregate};
 use keynet_threshold::dkg::Participant;
 use keynet_threshold::frost;
 use keynet_threshold::schnorr::verify;
-use keynet_threshold::signing::{Event, SignError, Signer, VerifiedRequest};
+use keynet_threshold::signing::{Event, MAX_HELD, SignError, Signer, VerifiedRequest};
 
 const WAIT: Duration = Duration::from_secs(2);
 
@@ -232,4 +232,38 @@ fn bad_participant_lists_are_refused() {
         s.begin(request(1, &[1, 2, 3]), now),
         Err(SignError::Duplicate(_))
     ));
+}
+
+#[test]
+fn held_commitments_are_capped() {
+    let mut net = network(4, 3);
+    let now = Instant::now();
+    // Node 2's real commitments for a request node 1 never verified...
+    let (_, _) = run(&mut net, &request(1, &[2, 3, 4]), &[2, 3, 4], now);
+    let commitments = {
+        let events = net
+            .signers
+            .get_mut(&2)
+            .unwrap()
+            .begin(request(2, &[1, 2, 3]), now)
+            .unwrap();
+        match events.into_iter().next() {
+            Some(Event::Commitments { commitments, .. }) => *commitments,
+            other => panic!("{other:?}"),
+        }
+    };
+    // ...repeated under MAX_HELD + 3 invented request ids.
+    let one = net.signers.get_mut(&1).unwrap();
+    let mut dropped = 0;
+    for i in 0..MAX_HELD + 3 {
+        let mut rid = [0u8; 32];
+        rid[..8].copy_from_slice(&(i as u64).to_be_bytes());
+        dropped += one
+            .on_commitments(2, rid, commitments, now)
+            .iter()
+            .filter(|e| matches!(e, Event::Dropped { .. }))
+            .count();
+    }
+    assert_eq!(dropped, 3);
+    assert_eq!(one.pending(), 0, "nothing was begun from peers' word");
 }
