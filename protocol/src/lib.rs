@@ -3,6 +3,7 @@
 
 pub mod auth;
 pub mod registry;
+pub mod request;
 
 pub use registry::{
     Address, IdentityKey, MAX_EPOCH, NodeEntry, PeerRefusal, Registry, RegistryError,

@@ -1,0 +1,239 @@
+//! The requests a user sends to nodes, each under the user's own authorisation.
+//!
+//! A request is sent by the client, unchanged, to every participating node. Each node
+//! computes the request's digest itself ([`SignRequest::digest`], a fixed binary encoding,
+//! so no JSON spelling can change it), checks that the user's authorisation
+//! ([`crate::auth`]) names exactly that digest, and only then acts. Peers name a request
+//! by its id ([`Authorised::id`]): the hash of the digest and of the user's signed
+//! authorisation, so two requests with the same content but different authorisations are
+//! different requests.
+//!
+//! Derived keys are named by owner and name ([`KeyRef`]); the key id that the public tweak
+//! is computed from is `sha256("keynet/pkp-id/v1" || owner || lp(name))`, so the owner of
+//! a key is part of its identity and cannot be claimed by anyone else.
+
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+use crate::auth::SignedAuth;
+use crate::registry::{Address, IdentityKey};
+
+/// The longest key name.
+pub const MAX_NAME: usize = 64;
+/// The most addresses a permissions request may allow.
+pub const MAX_ALLOWED: usize = 256;
+/// The most participants a signing may name.
+pub const MAX_PARTICIPANTS: usize = 256;
+
+/// Why a request is malformed; names the field.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("request field {field}: {reason}")]
+pub struct RequestError {
+    /// The field.
+    pub field: &'static str,
+    /// Why.
+    pub reason: String,
+}
+
+fn bad(field: &'static str, reason: impl Into<String>) -> RequestError {
+    RequestError {
+        field,
+        reason: reason.into(),
+    }
+}
+
+/// A derived ("programmable") key: its owner and a name the owner chose.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct KeyRef {
+    /// The owner: the only address that may set who else signs with the key.
+    pub owner: Address,
+    /// 1 to 64 printable ASCII characters.
+    pub name: String,
+}
+
+impl KeyRef {
+    /// Checks the name.
+    pub fn validate(&self) -> Result<(), RequestError> {
+        if self.name.is_empty() || self.name.len() > MAX_NAME {
+            return Err(bad(
+                "key.name",
+                format!("must be 1 to {MAX_NAME} characters"),
+            ));
+        }
+        if !self.name.bytes().all(|b| b.is_ascii_graphic()) {
+            return Err(bad(
+                "key.name",
+                "only printable ASCII without spaces is allowed",
+            ));
+        }
+        Ok(())
+    }
+
+    /// The key id the derivation tweak is computed from.
+    pub fn key_id(&self) -> [u8; 32] {
+        let mut h = Sha256::new();
+        h.update(b"keynet/pkp-id/v1");
+        h.update(self.owner.as_bytes());
+        lp(&mut h, self.name.as_bytes());
+        h.finalize().into()
+    }
+}
+
+fn lp(h: &mut Sha256, bytes: &[u8]) {
+    h.update((bytes.len() as u64).to_be_bytes());
+    h.update(bytes);
+}
+
+/// 32 bytes as `0x` + 64 hex digits.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Bytes32(pub [u8; 32]);
+
+impl Serialize for Bytes32 {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(&format_args!("0x{}", hex::encode(self.0)))
+    }
+}
+
+impl<'de> Deserialize<'de> for Bytes32 {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let text = String::deserialize(d)?;
+        let digits = text
+            .strip_prefix("0x")
+            .ok_or_else(|| serde::de::Error::custom("expected 0x followed by 64 hex digits"))?;
+        let mut out = [0u8; 32];
+        hex::decode_to_slice(digits, &mut out)
+            .map_err(|e| serde::de::Error::custom(format!("expected 64 hex digits: {e}")))?;
+        Ok(Bytes32(out))
+    }
+}
+
+/// Sign a 32-byte digest with a derived key, by threshold.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SignRequest {
+    /// The network id (from the registry).
+    pub network: String,
+    /// The derived key.
+    pub key: KeyRef,
+    /// The 32-byte digest to sign.
+    pub message: Bytes32,
+    /// The nodes that take part (at least the threshold), by identity key.
+    pub participants: Vec<IdentityKey>,
+}
+
+impl SignRequest {
+    /// Checks every field that can be checked without the registry.
+    pub fn validate(&self) -> Result<(), RequestError> {
+        self.key.validate()?;
+        if self.participants.is_empty() || self.participants.len() > MAX_PARTICIPANTS {
+            return Err(bad(
+                "participants",
+                format!("must name 1 to {MAX_PARTICIPANTS} nodes"),
+            ));
+        }
+        let mut seen = std::collections::BTreeSet::new();
+        for p in &self.participants {
+            if !seen.insert(p.as_bytes()) {
+                return Err(bad("participants", format!("{p} is listed twice")));
+            }
+        }
+        Ok(())
+    }
+
+    /// The digest the user's authorisation names. Participants are hashed in sorted
+    /// order: the set matters, not how the client listed it.
+    pub fn digest(&self) -> [u8; 32] {
+        let mut h = Sha256::new();
+        h.update(b"keynet/sign/v1");
+        lp(&mut h, self.network.as_bytes());
+        h.update(self.key.owner.as_bytes());
+        lp(&mut h, self.key.name.as_bytes());
+        h.update(self.message.0);
+        let mut ps: Vec<&[u8; 33]> = self.participants.iter().map(|p| p.as_bytes()).collect();
+        ps.sort();
+        h.update((ps.len() as u64).to_be_bytes());
+        for p in ps {
+            h.update(p);
+        }
+        h.finalize().into()
+    }
+}
+
+/// The owner of a derived key sets who else may sign with it. `seq` must grow with every
+/// change, so an old permissions request cannot be replayed over a newer one.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PermissionsRequest {
+    /// The network id.
+    pub network: String,
+    /// The derived key (its owner must sign the authorisation).
+    pub key: KeyRef,
+    /// Sequence number; a node keeps the highest it has accepted.
+    pub seq: u64,
+    /// Addresses that may sign with the key besides the owner.
+    pub allowed: Vec<Address>,
+}
+
+impl PermissionsRequest {
+    /// Checks every field that can be checked without node state.
+    pub fn validate(&self) -> Result<(), RequestError> {
+        self.key.validate()?;
+        if self.allowed.len() > MAX_ALLOWED {
+            return Err(bad("allowed", format!("at most {MAX_ALLOWED} addresses")));
+        }
+        let mut seen = std::collections::BTreeSet::new();
+        for a in &self.allowed {
+            if !seen.insert(a.as_bytes()) {
+                return Err(bad("allowed", format!("{a} is listed twice")));
+            }
+        }
+        Ok(())
+    }
+
+    /// The digest the owner's authorisation names (addresses in sorted order).
+    pub fn digest(&self) -> [u8; 32] {
+        let mut h = Sha256::new();
+        h.update(b"keynet/pkp-permissions/v1");
+        lp(&mut h, self.network.as_bytes());
+        h.update(self.key.owner.as_bytes());
+        lp(&mut h, self.key.name.as_bytes());
+        h.update(self.seq.to_be_bytes());
+        let mut a: Vec<&[u8; 20]> = self.allowed.iter().map(|a| a.as_bytes()).collect();
+        a.sort();
+        h.update((a.len() as u64).to_be_bytes());
+        for x in a {
+            h.update(x);
+        }
+        h.finalize().into()
+    }
+}
+
+/// A request with the user's authorisation, as sent to every node.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Authorised<R> {
+    /// The request.
+    pub request: R,
+    /// The user's signed authorisation of `request`'s digest.
+    pub auth: SignedAuth,
+}
+
+impl<R> Authorised<R> {
+    /// The request's id: what peers name it by. `digest` is the request's digest.
+    pub fn id_of(digest: &[u8; 32], auth: &SignedAuth) -> [u8; 32] {
+        let mut h = Sha256::new();
+        h.update(b"keynet/request-id/v1");
+        h.update(digest);
+        lp(&mut h, auth.message.as_bytes());
+        lp(&mut h, auth.signature.as_bytes());
+        h.finalize().into()
+    }
+}
+
+impl Authorised<SignRequest> {
+    /// The id of this signing request.
+    pub fn id(&self) -> [u8; 32] {
+        Self::id_of(&self.request.digest(), &self.auth)
+    }
+}
