@@ -17,5 +17,6 @@ pub mod dkg;
 pub mod h2f;
 pub mod schnorr;
 pub mod signing;
+pub mod wire;
 
 pub use frost_secp256k1 as frost;

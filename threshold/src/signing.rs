@@ -103,6 +103,7 @@ pub enum Event {
 
 struct Session {
     request: VerifiedRequest,
+    key: KeyPackage,
     nonces: SigningNonces,
     commitments: BTreeMap<Participant, SigningCommitments>,
     started: Instant,
@@ -146,11 +147,25 @@ impl Signer {
         self.sessions.len()
     }
 
-    /// Begins a request this node verified from the user. Returns the commitments to send
-    /// (and, if every peer's commitments were already waiting, this node's share).
+    /// Begins a request this node verified from the user, with the key package given at
+    /// [`Signer::new`]. Returns the commitments to send (and, if every peer's commitments
+    /// were already waiting, this node's share).
     pub fn begin(
         &mut self,
         request: VerifiedRequest,
+        now: Instant,
+    ) -> Result<Vec<Event>, SignError> {
+        let key = self.key.clone();
+        self.begin_with(request, key, now)
+    }
+
+    /// Like [`Signer::begin`], signing with `key` (e.g. a key derived for the request's
+    /// key id) instead of the one given at [`Signer::new`]. Its identifier must be this
+    /// node's.
+    pub fn begin_with(
+        &mut self,
+        request: VerifiedRequest,
+        key: KeyPackage,
         now: Instant,
     ) -> Result<Vec<Event>, SignError> {
         let set: BTreeSet<Participant> = request.participants.iter().copied().collect();
@@ -167,16 +182,19 @@ impl Signer {
         if set.iter().any(|p| *p == 0 || *p > self.n) {
             return Err(bad("not all are members"));
         }
-        if set.len() < usize::from(*self.key.min_signers()) {
+        if set.len() < usize::from(*key.min_signers()) {
             return Err(bad(&format!(
                 "fewer than the threshold {}",
-                self.key.min_signers()
+                key.min_signers()
             )));
+        }
+        if *key.identifier() != id(self.me)? {
+            return Err(bad("the key package is another participant's"));
         }
         if self.sessions.contains_key(&request.id) {
             return Err(SignError::Duplicate(hex::encode(request.id)));
         }
-        let (nonces, mine) = commit(self.key.signing_share(), &mut rand_core::OsRng);
+        let (nonces, mine) = commit(key.signing_share(), &mut rand_core::OsRng);
         let mut events: Vec<Event> = set
             .iter()
             .filter(|p| **p != self.me)
@@ -193,6 +211,7 @@ impl Signer {
             rid,
             Session {
                 request,
+                key,
                 nonces,
                 commitments,
                 started: now,
@@ -251,7 +270,7 @@ impl Signer {
                 all.insert(id(*p)?, *c);
             }
             let package = SigningPackage::new(all, &s.request.message);
-            sign(&package, &s.nonces, &self.key)
+            sign(&package, &s.nonces, &s.key)
                 .map(|share| (share, package))
                 .map_err(|e| SignError::Frost(e.to_string()))
         })();
