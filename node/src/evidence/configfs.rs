@@ -2,6 +2,10 @@
 //! a report directory, write REPORT_DATA to `inblob`, read the report from `outblob` and the
 //! certificate table from `auxblob`, and check `generation` so a concurrent writer cannot
 //! hand us someone else's report.
+//!
+//! configfs-tsm has no derived-key interface, so the sealing key comes from the SEV guest
+//! device that the same `sev-guest` driver also exposes (MSG_KEY_REQ through
+//! `/dev/sev-guest`, see [`super::sevguest`]).
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -9,6 +13,9 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use attestation_verifier::abi::certtable::{self, CertKind};
 use attestation_verifier::tls::evidence::{CertRole, EvidenceCert, Platform};
 
+use keynet_store::SealingKey;
+
+use super::sevguest::SevGuest;
 use super::{EvidenceProvider, PlatformEvidence, ProviderError};
 
 /// Where the kernel exposes TSM reports.
@@ -19,6 +26,8 @@ pub const REPORT_ROOT: &str = "/sys/kernel/config/tsm/report";
 pub struct ConfigfsTsm {
     root: PathBuf,
     counter: AtomicU64,
+    /// Derives the sealing key.
+    sealer: SevGuest,
 }
 
 impl Default for ConfigfsTsm {
@@ -40,7 +49,15 @@ impl ConfigfsTsm {
         ConfigfsTsm {
             root: root.into(),
             counter: AtomicU64::new(0),
+            sealer: SevGuest::default(),
         }
+    }
+
+    /// Derives the sealing key with `sealer` instead of the default [`SevGuest`] (another
+    /// device path in tests, or a pinned TCB with [`SevGuest::with_sealing_tcb`]).
+    pub fn with_sealer(mut self, sealer: SevGuest) -> Self {
+        self.sealer = sealer;
+        self
     }
 
     /// True if the report directory exists and an SEV-SNP guest driver serves it. The
@@ -137,5 +154,22 @@ impl EvidenceProvider for ConfigfsTsm {
         // configfs directories are removed with rmdir; failure only leaks an entry.
         let _ = std::fs::remove_dir(&dir);
         result
+    }
+
+    fn sealing_key(&self) -> Result<SealingKey, ProviderError> {
+        let device = self.sealer.device();
+        if !self.sealer.available() {
+            return Err(fail(format!(
+                "sealing needs {} (MSG_KEY_REQ), and it does not exist; configfs-tsm offers no \
+                 derived key (load the sev-guest driver, which provides both)",
+                device.display()
+            )));
+        }
+        self.sealer.sealing_key().map_err(|e| {
+            fail(format!(
+                "sealing key through {} (configfs-tsm offers none): {e}",
+                device.display()
+            ))
+        })
     }
 }

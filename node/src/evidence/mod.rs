@@ -2,12 +2,17 @@
 //! the SEV guest device `/dev/sev-guest` (older kernels), or, only when configured, a
 //! simulated SNP platform. `auto` picks the first available hardware interface and never
 //! falls back to simulation.
+//!
+//! Each provider also derives the key node state is sealed under
+//! ([`EvidenceProvider::sealing_key`]): on hardware the SNP firmware's derived key (MSG_KEY_REQ
+//! through `/dev/sev-guest`), on the simulated platform a key derived from its chip secret.
 
 pub mod configfs;
 pub mod sevguest;
 pub mod simulated;
 
 use attestation_verifier::tls::evidence::{EvidenceCert, Platform};
+use keynet_store::{KeySource, SealingKey};
 
 /// A report with the certificates the platform provided.
 #[derive(Clone, Debug)]
@@ -46,6 +51,9 @@ pub trait EvidenceProvider: Send + Sync {
     fn platform(&self) -> Platform;
     /// A fresh report whose REPORT_DATA is `report_data`.
     fn evidence(&self, report_data: [u8; 64]) -> Result<PlatformEvidence, ProviderError>;
+    /// The key node state is sealed under: only the same image (measurement, policy) on the
+    /// same chip derives it.
+    fn sealing_key(&self) -> Result<SealingKey, ProviderError>;
 }
 
 /// The simulated platform as a provider. Loud by construction: every response carries
@@ -77,6 +85,13 @@ impl EvidenceProvider for SimulatedProvider {
                 },
             ],
         })
+    }
+
+    fn sealing_key(&self) -> Result<SealingKey, ProviderError> {
+        Ok(SealingKey::new(
+            *self.0.sealing_key_bytes(),
+            KeySource::Simulated,
+        ))
     }
 }
 

@@ -46,7 +46,7 @@ use x509_cert::spki::SubjectPublicKeyInfoOwned;
 use x509_cert::spki::{DynSignatureAlgorithmIdentifier, ObjectIdentifier};
 use x509_cert::time::{Time, Validity};
 use x509_cert::{TbsCertificate, Version};
-use zeroize::Zeroize;
+use zeroize::{Zeroize, Zeroizing};
 
 /// Said wherever a simulated platform is in use: it is not AMD hardware.
 pub const WARNING: &str = "SIMULATED SEV-SNP PLATFORM: these attestation reports are signed by \
@@ -73,6 +73,9 @@ const PLATFORM_INFO: u64 = 0x25;
 const FW_VERSION: [u8; 3] = [29, 55, 1];
 /// Format number of [`SimulatedState`].
 const STATE_FORMAT: u32 = 1;
+/// Domain separation of [`SimulatedPlatform::sealing_key_bytes`]: the VCEK key signs reports
+/// too, so everything keyed by it for sealing starts with this label.
+const SEALING_LABEL: &[u8] = b"keynet/simulated-sealing-key/v1";
 
 /// Errors of the simulated platform.
 #[derive(Debug, thiserror::Error)]
@@ -465,6 +468,27 @@ impl SimulatedPlatform {
     /// Sets the guest policy reports carry (e.g. the DEBUG bit 19, to test refusal).
     pub fn set_policy(&mut self, policy: u64) {
         self.policy = policy;
+    }
+
+    /// The simulated counterpart of the SNP firmware's derived key (MSG_KEY_REQ with the VCEK
+    /// root, measurement and policy mixed in): HMAC-SHA256 keyed by this chip's VCEK private
+    /// scalar over `SEALING_LABEL || measurement (48) || policy (8, LE)`. Fixed-length fields,
+    /// so the encoding is unambiguous. Depends only on what [`state`](Self::state) saves, so a
+    /// reloaded platform (e.g. `keynode dev-network` outside the VM) derives the same key; another
+    /// chip, measurement or policy derives another. Protects nothing from whoever holds the
+    /// saved state.
+    pub fn sealing_key_bytes(&self) -> Zeroizing<[u8; 32]> {
+        let mut scalar = self.vcek_key.to_bytes();
+        let key = ring::hmac::Key::new(ring::hmac::HMAC_SHA256, &scalar[..]);
+        scalar[..].zeroize();
+        let mut ctx = ring::hmac::Context::with_key(&key);
+        ctx.update(SEALING_LABEL);
+        ctx.update(&self.measurement);
+        ctx.update(&self.policy.to_le_bytes());
+        let mut out = Zeroizing::new([0u8; 32]);
+        // An HMAC-SHA256 tag is exactly 32 bytes.
+        out.copy_from_slice(ctx.sign().as_ref());
+        out
     }
 
     /// The invariants every constructor ends with: the chain verifies with the verifier's
