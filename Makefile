@@ -15,7 +15,7 @@ IMAGE_VERSION = $(shell awk '$$1 == "image-version" { print $$2 }' guest-image/i
 
 .DEFAULT_GOAL := all
 .PHONY: all image publish reproduce image-repro boot-test relock ovmf digests test test-deps \
-	lint cargo-test ovmf-repro bench fuzz help clean
+	lint cargo-test ovmf-repro bench fuzz demo help clean
 
 ## all: main job, same as `make image`
 all: image
@@ -42,6 +42,10 @@ image-repro: image
 ## boot-test: boot out/image under QEMU (TCG): no-SNP refusal + simulated-platform attest, clean power-off
 boot-test: image
 	guest-image/boot-test.sh
+
+## demo: a 4-node network on loopback (simulated platform): DKG, derived key, sign, stop a node, sign, restart it, sign
+demo:
+	node/demo.sh
 
 ## relock: re-pin the kernel package to what Debian serves now (KERNEL_PACKAGE=latest for a new ABI)
 relock:
@@ -88,11 +92,12 @@ lint:
 cargo-test:
 	$(CARGO) test --workspace --locked
 
-## bench: snp-measure vs sev-snp-measure (time, peak memory); snp-verify vs ring and snpguest; DKG and signing
+## bench: snp-measure vs sev-snp-measure (time, peak memory); snp-verify vs ring and snpguest; DKG and signing (in process, and end to end over attested TLS)
 bench: test-deps
 	$(CARGO) bench --locked -p snp-measure --bench vs_reference
 	$(CARGO) bench --locked -p attestation-verifier --bench verify
 	$(CARGO) bench --locked -p keynet-threshold --bench threshold
+	$(CARGO) bench --locked -p keynode --bench threshold_network
 
 ## fuzz: coverage-guided fuzzing of the verifier's parsers, 60 s per target (FUZZ_SECONDS=N)
 fuzz:

@@ -84,6 +84,18 @@ fn now() -> i64 {
         .unwrap_or(0)
 }
 
+/// TLS 1.3 client configuration that verifies the node in full during the handshake.
+pub fn client_config(verifier: Arc<NodeVerifier>) -> Result<rustls::ClientConfig, AttestError> {
+    Ok(rustls::ClientConfig::builder_with_provider(Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_protocol_versions(&[&rustls::version::TLS13])
+    .map_err(transport)?
+    .dangerous()
+    .with_custom_certificate_verifier(Arc::new(AttestedServerVerifier::new(verifier)))
+    .with_no_client_auth())
+}
+
 /// Parses `https://host:port` into (host, port).
 fn parse_url(url: &str) -> Result<(String, u16), AttestError> {
     let rest = url
@@ -102,15 +114,7 @@ fn parse_url(url: &str) -> Result<(String, u16), AttestError> {
 /// Verifies the node at `url`: during the handshake, then with fresh evidence.
 pub async fn attest(url: &str, verifier: Arc<NodeVerifier>) -> Result<Attestation, AttestError> {
     let (host, port) = parse_url(url)?;
-    let config = rustls::ClientConfig::builder_with_provider(Arc::new(
-        rustls::crypto::ring::default_provider(),
-    ))
-    .with_protocol_versions(&[&rustls::version::TLS13])
-    .map_err(transport)?
-    .dangerous()
-    .with_custom_certificate_verifier(Arc::new(AttestedServerVerifier::new(verifier.clone())))
-    .with_no_client_auth();
-    let connector = tokio_rustls::TlsConnector::from(Arc::new(config));
+    let connector = tokio_rustls::TlsConnector::from(Arc::new(client_config(verifier.clone())?));
     let tcp = tokio::time::timeout(
         Duration::from_secs(10),
         TcpStream::connect((host.as_str(), port)),

@@ -10,11 +10,15 @@ use attestation_verifier::verdict::Status;
 use clap::{Parser, Subcommand};
 use keynet::{AttestError, attest, trust_store};
 
+mod commands;
+
 const EXIT_CODES: &str = "\
 Exit codes:
-  0  genuine: every required check passed
-  1  rejected
-  2  unusable input (bad arguments or files, node unreachable)";
+  0  genuine / done
+  1  rejected: the node is not genuine, or the network refused or failed the operation
+     (the nodes to blame are named)
+  2  unusable input (bad arguments or files, node unreachable)
+  3  fewer nodes reachable, genuine and holding keys than the threshold";
 
 #[derive(Parser)]
 #[command(name = "keynet", version, about = "Keynet client", after_help = EXIT_CODES)]
@@ -44,6 +48,17 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Every node of a network: verified or not, its DKG state and the group key it serves.
+    #[command(after_help = EXIT_CODES)]
+    Status(commands::StatusArgs),
+    /// Sign a 32-byte digest with a derived key: verifies each node first, sends the
+    /// request to a threshold of them, aggregates their shares (naming any node whose share
+    /// is bad) and verifies the signature (RFC 9591 equation).
+    #[command(after_help = EXIT_CODES)]
+    Sign(commands::SignArgs),
+    /// Derived keys ("programmable key pairs").
+    #[command(subcommand)]
+    Pkp(commands::PkpCommand),
 }
 
 fn policy(manifest: &Option<PathBuf>, measurement: &[String]) -> Result<Policy, AttestError> {
@@ -80,13 +95,18 @@ fn policy(manifest: &Option<PathBuf>, measurement: &[String]) -> Result<Policy, 
 }
 
 fn main() -> ExitCode {
-    let Command::Attest {
-        url,
-        manifest,
-        measurement,
-        trust_simulated,
-        json,
-    } = Cli::parse().command;
+    let (url, manifest, measurement, trust_simulated, json) = match Cli::parse().command {
+        Command::Attest {
+            url,
+            manifest,
+            measurement,
+            trust_simulated,
+            json,
+        } => (url, manifest, measurement, trust_simulated, json),
+        Command::Status(a) => return commands::status(a),
+        Command::Sign(a) => return commands::sign(a),
+        Command::Pkp(c) => return commands::pkp(c),
+    };
     let run = || -> Result<keynet::Attestation, AttestError> {
         let pem = match &trust_simulated {
             Some(p) => Some(std::fs::read(p).map_err(|e| {

@@ -24,6 +24,37 @@ pub struct Config {
     pub peers: PeersSection,
     /// The guest's network interface, set up by the image's init (keynode only checks it).
     pub network: Option<NetworkSection>,
+    /// Users' authorisations and the threshold protocols' time limits.
+    #[serde(default)]
+    pub threshold: ThresholdSection,
+}
+
+/// Users' authorisations and the threshold protocols' time limits.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ThresholdSection {
+    /// The domain users' authorisations must name (what their wallet shows them).
+    pub auth_domain: String,
+    /// Longest validity an authorisation may have, seconds.
+    pub auth_max_lifetime_seconds: u64,
+    /// How far in the future an authorisation's issue time may be, seconds.
+    pub auth_clock_skew_seconds: u64,
+    /// Time each DKG round may take, seconds (nodes started apart must meet within it).
+    pub dkg_round_timeout_seconds: u64,
+    /// How long a signing waits for the other participants' commitments, milliseconds.
+    pub signing_wait_ms: u64,
+}
+
+impl Default for ThresholdSection {
+    fn default() -> Self {
+        ThresholdSection {
+            auth_domain: "keynet.local".into(),
+            auth_max_lifetime_seconds: 600,
+            auth_clock_skew_seconds: 60,
+            dkg_round_timeout_seconds: 120,
+            signing_wait_ms: 5000,
+        }
+    }
 }
 
 /// The guest's network, configured by init before keynode starts.
@@ -188,6 +219,7 @@ impl Config {
         if let Some(n) = &c.network {
             n.validate()?;
         }
+        c.threshold.validate()?;
         if c.evidence.provider != ProviderChoice::Simulated && c.evidence.simulated_state.is_some()
         {
             return Err(ConfigError::Field {
@@ -251,6 +283,57 @@ impl Config {
                     reason: e.to_string(),
                 },
             )
+    }
+}
+
+impl ThresholdSection {
+    fn validate(&self) -> Result<(), ConfigError> {
+        let d = &self.auth_domain;
+        if d.is_empty()
+            || d.len() > 253
+            || !d
+                .bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b"-.:".contains(&b))
+        {
+            return Err(ConfigError::Field {
+                field: "threshold.auth_domain",
+                reason: format!("'{d}' is not a lowercase host name"),
+            });
+        }
+        let range = |field, v: u64, lo: u64, hi: u64| {
+            if (lo..=hi).contains(&v) {
+                Ok(())
+            } else {
+                Err(ConfigError::Field {
+                    field,
+                    reason: format!("{v} is not within {lo} to {hi}"),
+                })
+            }
+        };
+        range(
+            "threshold.auth_max_lifetime_seconds",
+            self.auth_max_lifetime_seconds,
+            1,
+            86_400,
+        )?;
+        range(
+            "threshold.auth_clock_skew_seconds",
+            self.auth_clock_skew_seconds,
+            0,
+            3_600,
+        )?;
+        range(
+            "threshold.dkg_round_timeout_seconds",
+            self.dkg_round_timeout_seconds,
+            1,
+            86_400,
+        )?;
+        range(
+            "threshold.signing_wait_ms",
+            self.signing_wait_ms,
+            10,
+            600_000,
+        )
     }
 }
 

@@ -9,8 +9,14 @@ use anyhow::{Context, Result, bail};
 use attestation_verifier::validate::manifest::{Entry, ImageId, Manifest, SCHEMA_V1};
 use keynet_protocol::registry::{IdentityKey, NodeEntry, Registry, address_of, sign};
 
+use keynet_store::Store;
+
 use crate::evidence::simulated::{SimulatedOptions, SimulatedPlatform};
+use crate::evidence::{EvidenceProvider, SimulatedProvider};
 use crate::identity::Identity;
+
+/// The domain the dev network's users authorise requests for.
+pub const AUTH_DOMAIN: &str = "keynet.local";
 
 /// What `dev-network` wrote.
 pub struct DevNetwork {
@@ -22,6 +28,12 @@ pub struct DevNetwork {
     pub manifest: PathBuf,
     /// The endpoints, in node order.
     pub endpoints: Vec<String>,
+    /// What the client needs (`keynet --network FILE`).
+    pub client_config: PathBuf,
+    /// A development user's wallet key (hex), and its address.
+    pub user_key: PathBuf,
+    /// The user's address.
+    pub user_address: String,
 }
 
 fn write(path: &Path, data: &[u8]) -> Result<()> {
@@ -81,8 +93,12 @@ pub fn create(
     for i in 0..n {
         let node_dir = dir.join(format!("node-{i}"));
         std::fs::create_dir_all(&node_dir)?;
-        let id = Identity::load_or_create(&node_dir)?;
         let chip = root.new_chip()?;
+        // The node's identity is sealed under its (simulated) chip's key, as the node
+        // itself would on first start; its public key goes into the registry.
+        let state_dir = node_dir.join("state");
+        let sealing = SimulatedProvider(chip.clone()).sealing_key()?;
+        let id = Identity::load_or_create(&Store::open(&state_dir, sealing)?)?;
         let platform_file = node_dir.join("simulated-platform.json");
         write(
             &platform_file,
@@ -105,8 +121,9 @@ pub fn create(
              [node]\nlisten = \"{endpoint}\"\nendpoint = \"{endpoint}\"\nstate_dir = \"{}\"\n\n\
              [evidence]\nprovider = \"simulated\"\nsimulated_state = \"{}\"\n\n\
              [registry]\nfile = \"{}\"\nauthority = \"{}\"\n\n\
-             [peers]\nmanifest = \"{}\"\ntrust_simulated = \"{}\"\n",
-            node_dir.display(),
+             [peers]\nmanifest = \"{}\"\ntrust_simulated = \"{}\"\n\n\
+             [threshold]\nauth_domain = \"{AUTH_DOMAIN}\"\n",
+            state_dir.display(),
             platform_file.display(),
             dir.join("registry.json").display(),
             authority_addr.to_checksum(),
@@ -131,10 +148,34 @@ pub fn create(
         &dir.join("authority.key"),
         hex::encode(authority.to_bytes()).as_bytes(),
     )?;
+    let user = k256::ecdsa::SigningKey::random(&mut rand_core::OsRng);
+    let user_key = dir.join("user.key");
+    write(&user_key, hex::encode(user.to_bytes()).as_bytes())?;
+    write(
+        &dir.join("user.address"),
+        address_of(user.verifying_key()).to_checksum().as_bytes(),
+    )?;
+    let client_config = dir.join("network.toml");
+    write(
+        &client_config,
+        format!(
+            "# keynet network file for the dev network (SIMULATED platform).\n\
+             registry = \"{}\"\nauthority = \"{}\"\nmanifest = \"{}\"\n\
+             trust_simulated = \"{}\"\nauth_domain = \"{AUTH_DOMAIN}\"\n",
+            dir.join("registry.json").display(),
+            authority_addr.to_checksum(),
+            manifest_path.display(),
+            ark_pem.display(),
+        )
+        .as_bytes(),
+    )?;
     Ok(DevNetwork {
         configs,
         ark_pem,
         manifest: manifest_path,
         endpoints,
+        client_config,
+        user_key,
+        user_address: address_of(user.verifying_key()).to_checksum(),
     })
 }

@@ -1,39 +1,26 @@
 //! The node's identity key: secp256k1, generated inside the guest at first start. Peers and
 //! the staking registry know a node by its compressed public key.
 //!
-//! Until sealed storage exists (key material encrypted under a key only this image on this
-//! chip can derive), the secret is kept in the node's state directory with mode 0600.
-
-use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
-use std::path::Path;
+//! The secret is kept sealed in the node's state directory ([`keynet_store::Store`]): it
+//! opens only inside the same image on the same chip.
 
 use k256::ecdsa::{SigningKey, VerifyingKey};
+use keynet_store::{Store, StoreError};
 use zeroize::Zeroizing;
 
-/// File name of the identity secret in the state directory.
-pub const FILE: &str = "identity.key";
+/// Name of the sealed identity secret in the node's store.
+pub const NAME: &str = "identity";
 
 /// Why the identity key could not be loaded or created.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum IdentityError {
-    /// File system error.
-    #[error("identity key {path}: {source}")]
-    Io {
-        /// The file.
-        path: String,
-        /// The error.
-        #[source]
-        source: std::io::Error,
-    },
-    /// The file does not hold a valid key.
-    #[error("identity key {path}: {reason}")]
-    Invalid {
-        /// The file.
-        path: String,
-        /// Why.
-        reason: String,
-    },
+    /// The sealed store refused (I/O, tampered, or sealed by another image or chip).
+    #[error("identity key: {0}")]
+    Store(#[from] StoreError),
+    /// The sealed value is not a valid key.
+    #[error("identity key: {0}")]
+    Invalid(String),
 }
 
 /// The node's identity.
@@ -42,53 +29,16 @@ pub struct Identity {
 }
 
 impl Identity {
-    /// Loads the key from `dir`, or creates it there (atomically) if absent.
-    pub fn load_or_create(dir: &Path) -> Result<Identity, IdentityError> {
-        let path = dir.join(FILE);
-        let shown = path.display().to_string();
-        let io = |source| IdentityError::Io {
-            path: shown.clone(),
-            source,
-        };
-        match std::fs::read_to_string(&path) {
-            Ok(text) => {
-                let text = Zeroizing::new(text);
-                let bytes = Zeroizing::new(hex::decode(text.trim()).map_err(|e| {
-                    IdentityError::Invalid {
-                        path: shown.clone(),
-                        reason: format!("not hex: {e}"),
-                    }
-                })?);
-                let key = SigningKey::from_slice(&bytes).map_err(|e| IdentityError::Invalid {
-                    path: shown.clone(),
-                    reason: format!("not a secp256k1 secret: {e}"),
-                })?;
-                Ok(Identity { key })
-            }
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                std::fs::create_dir_all(dir).map_err(io)?;
-                let key = SigningKey::random(&mut rand_core::OsRng);
-                let tmp = dir.join(format!("{FILE}.tmp"));
-                let secret = Zeroizing::new(hex::encode(key.to_bytes()));
-                {
-                    use std::io::Write;
-                    let mut f = std::fs::OpenOptions::new()
-                        .write(true)
-                        .create(true)
-                        .truncate(true)
-                        .mode(0o600)
-                        .open(&tmp)
-                        .map_err(io)?;
-                    f.write_all(secret.as_bytes()).map_err(io)?;
-                    f.sync_all().map_err(io)?;
-                }
-                std::fs::set_permissions(&tmp, std::fs::Permissions::from_mode(0o600))
-                    .map_err(io)?;
-                std::fs::rename(&tmp, &path).map_err(io)?;
-                Ok(Identity { key })
-            }
-            Err(e) => Err(io(e)),
+    /// Loads the key from the sealed store, or creates it there if absent.
+    pub fn load_or_create(store: &Store) -> Result<Identity, IdentityError> {
+        if let Some(bytes) = store.read(NAME)? {
+            let key = SigningKey::from_slice(&bytes)
+                .map_err(|e| IdentityError::Invalid(format!("not a secp256k1 secret: {e}")))?;
+            return Ok(Identity { key });
         }
+        let key = SigningKey::random(&mut rand_core::OsRng);
+        store.write(NAME, &Zeroizing::new(key.to_bytes().to_vec()))?;
+        Ok(Identity { key })
     }
 
     /// A fresh in-memory identity (tests, dev tools).

@@ -1,11 +1,16 @@
 //! keynode as a library: configuration, evidence providers, the node's identity, attested
-//! TLS, and the HTTPS API.
+//! TLS, the HTTPS API, the network's DKG, sealed keys and threshold signing.
 #![forbid(unsafe_code)]
 
 pub mod config;
 pub mod devnet;
+pub mod dkg;
 pub mod evidence;
 pub mod identity;
+pub mod keys;
+pub mod peer;
+pub mod pkp;
 pub mod run;
 pub mod server;
+pub mod sign;
 pub mod tls;

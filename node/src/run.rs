@@ -3,6 +3,7 @@
 
 use std::net::SocketAddr;
 use std::sync::{Arc, RwLock};
+use std::time::Duration;
 
 use anyhow::{Context, Result, anyhow, bail};
 use attestation_verifier::kds::Product;
@@ -11,16 +12,23 @@ use attestation_verifier::tls::NodeVerifier;
 use attestation_verifier::validate::{Manifest, Policy};
 use attestation_verifier::verify::cert::AmdCert;
 use attestation_verifier::verify::roots::{Anchor, TrustStore};
+use keynet_protocol::auth::AuthVerifier;
 use keynet_protocol::registry::{IdentityKey, SignedRegistry};
+use keynet_store::Store;
 use tokio::net::TcpListener;
 
 use crate::config::{Config, ProviderChoice};
+use crate::dkg::DkgRunner;
 use crate::evidence::configfs::ConfigfsTsm;
 use crate::evidence::sevguest::SevGuest;
 use crate::evidence::simulated::{SimulatedPlatform, SimulatedState, WARNING};
 use crate::evidence::{EvidenceProvider, SimulatedProvider};
 use crate::identity::Identity;
+use crate::keys::NetworkKeys;
+use crate::peer::Peers;
+use crate::pkp::Permissions;
 use crate::server::{NodeState, read_registry, serve, watch_registry};
+use crate::sign::SignService;
 use crate::tls::NodeTls;
 
 /// No SEV-SNP platform: the node refuses to serve.
@@ -123,8 +131,11 @@ pub struct Running {
 
 /// Starts a node: everything is checked before the port is opened.
 pub async fn start(c: Config) -> Result<Running> {
-    let identity = Identity::load_or_create(&c.node.state_dir)?;
     let provider = provider(&c)?;
+    let sealing = provider.sealing_key().context("deriving the sealing key")?;
+    let store = Store::open(&c.node.state_dir, sealing)
+        .with_context(|| format!("opening the sealed state in {}", c.node.state_dir.display()))?;
+    let identity = Identity::load_or_create(&store)?;
     let authority = c.authority()?;
     let source = c.registry_source()?;
     let reg_bytes = {
@@ -155,14 +166,35 @@ pub async fn start(c: Config) -> Result<Running> {
         (tls, provider)
     })
     .await?;
+    let tls = tls?;
+    let th = &c.threshold;
+    let keys = NetworkKeys::load(&store, &registry.network_id, registry.epoch)
+        .context("reading the sealed network keys")?;
+    let pkp = Permissions::load(&store).context("reading the sealed key permissions")?;
     let state = Arc::new(NodeState {
-        tls: tls?,
+        peer_client: Peers::new(&tls, peers.clone(), Duration::from_secs(10))?,
+        tls,
         provider,
         identity: id_key,
         endpoint: c.node.endpoint.clone(),
+        auth: AuthVerifier::new(
+            &th.auth_domain,
+            &registry.network_id,
+            th.auth_max_lifetime_seconds,
+            th.auth_clock_skew_seconds,
+        ),
         registry: RwLock::new(registry),
         peers,
+        store,
+        keys: RwLock::new(None),
+        dkg: DkgRunner::new(Duration::from_secs(th.dkg_round_timeout_seconds)),
+        signing: SignService::new(Duration::from_millis(th.signing_wait_ms)),
+        pkp,
     });
+    if let Some(k) = keys {
+        tracing::info!(network = %k.network, epoch = k.epoch, "network keys unsealed; no DKG needed");
+        state.install_keys(k);
+    }
     let listener = TcpListener::bind(c.node.listen)
         .await
         .with_context(|| format!("binding {}", c.node.listen))?;
@@ -175,5 +207,8 @@ pub async fn start(c: Config) -> Result<Running> {
         c.registry_poll(),
     ));
     let task = tokio::spawn(serve(state.clone(), listener));
+    tokio::spawn(crate::dkg::ticker(state.clone()));
+    tokio::spawn(crate::sign::ticker(state.clone()));
+    crate::dkg::ensure(&state);
     Ok(Running { addr, task, state })
 }

@@ -4,14 +4,30 @@
 //!
 //! Routes: `GET /health`, `GET /v1/attestation?nonce=HEX` (fresh evidence bound to the
 //! nonce and this connection), `POST /v1/handshake` (network, epoch, identity, registry
-//! entry). Errors are JSON `{"code", "message"}` with a stable code.
+//! entry, the network's public keys and the DKG's state), `POST /v1/sign` (a threshold
+//! signature share for a request the user authorised), `POST /v1/pkp/permissions` (the
+//! owner of a derived key sets who else may sign with it). Peers only: `POST
+//! /v1/peer/dkg`, `POST /v1/peer/commitments`. Errors are JSON `{"code", "message"}` with
+//! a stable code.
 
 use std::sync::{Arc, RwLock};
+
+use keynet_protocol::auth::AuthVerifier;
+use keynet_protocol::registry::NodeEntry;
+use keynet_protocol::request::{Authorised, PermissionsRequest};
+use keynet_store::Store;
+
+use crate::dkg::{DkgRefusal, DkgRunner, PeerDkg};
+use crate::keys::NetworkKeys;
+use crate::peer::Peers;
+use crate::pkp::{Permissions, PkpError};
+use crate::sign::SignService;
 use std::time::{Duration, SystemTime};
 
 use attestation_verifier::tls::NodeVerifier;
 use attestation_verifier::tls::binding::{EXPORTER_LABEL, EXPORTER_LEN};
 use attestation_verifier::tls::evidence::Platform;
+use axum::body::Bytes;
 use axum::extract::{Extension, Query, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
@@ -40,15 +56,87 @@ pub struct NodeState {
     pub registry: RwLock<Registry>,
     /// Verifies peers' certificates.
     pub peers: Arc<NodeVerifier>,
+    /// Sealed state: identity, network keys, permissions.
+    pub store: Store,
+    /// This node's share of the network's keys, once the DKG is done.
+    pub keys: RwLock<Option<Arc<NetworkKeys>>>,
+    /// The key generation.
+    pub dkg: DkgRunner,
+    /// Signing sessions.
+    pub signing: SignService,
+    /// Checks users' authorisations (and remembers their nonces).
+    pub auth: AuthVerifier,
+    /// Who may sign with each derived key.
+    pub pkp: Permissions,
+    /// Connections to the other nodes.
+    pub peer_client: Peers,
+}
+
+impl NodeState {
+    /// The network keys, if the DKG is done.
+    pub fn keys(&self) -> Option<Arc<NetworkKeys>> {
+        self.keys.read().ok().and_then(|k| k.clone())
+    }
+
+    /// Puts keys in force (after a DKG, or loaded at start) and opens signing.
+    pub fn install_keys(&self, keys: NetworkKeys) {
+        self.signing.install(keys.me, keys.n, keys.frost.clone());
+        if let Ok(mut k) = self.keys.write() {
+            *k = Some(Arc::new(keys));
+        }
+    }
+
+    /// The registry's nodes and threshold.
+    pub fn members(&self) -> Result<(Vec<NodeEntry>, u16), ApiError> {
+        let reg = self.registry.read().map_err(|_| {
+            ApiError::new(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "internal",
+                "registry lock poisoned",
+            )
+        })?;
+        Ok((
+            reg.nodes.clone(),
+            u16::try_from(reg.threshold()).unwrap_or(u16::MAX),
+        ))
+    }
+}
+
+/// An API error: HTTP status, stable code, message.
+#[derive(Debug)]
+pub struct ApiError {
+    status: StatusCode,
+    code: &'static str,
+    message: String,
+}
+
+impl ApiError {
+    /// An error with `status`, stable `code` and `message`.
+    pub fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
+        ApiError {
+            status,
+            code,
+            message: message.into(),
+        }
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        error(self.status, self.code, self.message)
+    }
 }
 
 /// What the API knows about the connection a request came on.
 #[derive(Clone)]
 struct Conn {
     exporter: [u8; EXPORTER_LEN],
+    /// The peer node's identity, if the client presented an admitted node certificate.
+    peer: Option<IdentityKey>,
 }
 
-fn unix_now() -> i64 {
+/// Unix seconds now.
+pub fn unix_now() -> i64 {
     SystemTime::now()
         .duration_since(SystemTime::UNIX_EPOCH)
         .map(|d| d.as_secs() as i64)
@@ -72,7 +160,16 @@ fn platform_fields(state: &NodeState) -> serde_json::Value {
 }
 
 async fn health(State(s): State<Arc<NodeState>>) -> Response {
-    let mut v = json!({ "status": "ok", "endpoint": s.endpoint });
+    use std::sync::atomic::Ordering;
+    let mut v = json!({
+        "status": "ok",
+        "endpoint": s.endpoint,
+        "dkg": s.dkg.status().state,
+        "signing": {
+            "shares_issued": s.signing.shares_issued.load(Ordering::Relaxed),
+            "dropped_unverified": s.signing.dropped_unverified.load(Ordering::Relaxed),
+        },
+    });
     if let (Some(o), Some(p)) = (v.as_object_mut(), platform_fields(&s).as_object()) {
         o.extend(p.clone());
     }
@@ -159,7 +256,8 @@ async fn handshake(State(s): State<Arc<NodeState>>) -> Response {
         "threshold": reg.threshold(),
         "identity_key": s.identity.to_string(),
         "registry_entry": entry,
-        "public_keys": {},
+        "public_keys": s.keys().map(|k| k.public_json()).unwrap_or_else(|| json!({})),
+        "dkg": s.dkg.status(),
     });
     if let (Some(o), Some(p)) = (v.as_object_mut(), platform_fields(&s).as_object()) {
         o.extend(p.clone());
@@ -171,17 +269,127 @@ async fn not_found() -> Response {
     error(StatusCode::NOT_FOUND, "not_found", "no such route")
 }
 
+async fn sign(State(s): State<Arc<NodeState>>, body: Bytes) -> Response {
+    match crate::sign::sign(&s, &body).await {
+        Ok(r) => Json(r).into_response(),
+        Err(e) => e.into_response(),
+    }
+}
+
+async fn permissions(State(s): State<Arc<NodeState>>, body: Bytes) -> Response {
+    let req: Authorised<PermissionsRequest> = match serde_json::from_slice(&body) {
+        Ok(r) => r,
+        Err(e) => return error(StatusCode::BAD_REQUEST, "bad_request", e.to_string()),
+    };
+    if let Err(e) = req.request.validate() {
+        return error(StatusCode::BAD_REQUEST, "bad_request", e.to_string());
+    }
+    let network = s
+        .registry
+        .read()
+        .map(|r| r.network_id.clone())
+        .unwrap_or_default();
+    if req.request.network != network {
+        return error(
+            StatusCode::BAD_REQUEST,
+            "wrong_network",
+            format!("this node serves {network}, not {}", req.request.network),
+        );
+    }
+    let user = match s
+        .auth
+        .verify(&req.auth, &req.request.digest(), unix_now().max(0) as u64)
+    {
+        Ok(u) => u,
+        Err(e) => return error(StatusCode::UNAUTHORIZED, "auth_refused", e.to_string()),
+    };
+    match s.pkp.set(&s.store, &req.request, &user) {
+        Ok(()) => Json(json!({ "status": "ok", "seq": req.request.seq })).into_response(),
+        Err(e @ PkpError::NotOwner { .. }) => {
+            error(StatusCode::FORBIDDEN, "not_owner", e.to_string())
+        }
+        Err(e @ PkpError::Stale { .. }) => error(StatusCode::CONFLICT, "stale_seq", e.to_string()),
+        Err(e) => error(StatusCode::INTERNAL_SERVER_ERROR, "internal", e.to_string()),
+    }
+}
+
+/// The sending peer's participant index: peer routes need an admitted node certificate.
+fn peer_index(s: &NodeState, conn: &Conn) -> Result<u16, ApiError> {
+    let id = conn.peer.ok_or_else(|| {
+        ApiError::new(
+            StatusCode::FORBIDDEN,
+            "peer_only",
+            "this route is for registry nodes presenting their attested certificate",
+        )
+    })?;
+    let (members, _) = s.members()?;
+    members
+        .iter()
+        .position(|e| e.identity_key == id)
+        .and_then(|i| u16::try_from(i + 1).ok())
+        .ok_or_else(|| {
+            ApiError::new(
+                StatusCode::FORBIDDEN,
+                "not_member",
+                format!("{id} is not in the registry"),
+            )
+        })
+}
+
+async fn peer_dkg(
+    State(s): State<Arc<NodeState>>,
+    Extension(conn): Extension<Conn>,
+    body: Bytes,
+) -> Response {
+    let from = match peer_index(&s, &conn) {
+        Ok(p) => p,
+        Err(e) => return e.into_response(),
+    };
+    let msg: PeerDkg = match serde_json::from_slice(&body) {
+        Ok(m) => m,
+        Err(e) => return error(StatusCode::BAD_REQUEST, "bad_request", e.to_string()),
+    };
+    match crate::dkg::on_message(&s, from, msg) {
+        Ok(()) => Json(json!({ "status": "ok" })).into_response(),
+        Err(e @ DkgRefusal::Malformed(_)) => {
+            error(StatusCode::BAD_REQUEST, "bad_request", e.to_string())
+        }
+        Err(e @ DkgRefusal::Done { .. }) => error(StatusCode::CONFLICT, "dkg_done", e.to_string()),
+        Err(e @ DkgRefusal::WrongRun { .. }) => {
+            error(StatusCode::CONFLICT, "wrong_run", e.to_string())
+        }
+        Err(e) => error(StatusCode::CONFLICT, "dkg_unavailable", e.to_string()),
+    }
+}
+
+async fn peer_commitments(
+    State(s): State<Arc<NodeState>>,
+    Extension(conn): Extension<Conn>,
+    body: Bytes,
+) -> Response {
+    let result =
+        peer_index(&s, &conn).and_then(|from| crate::sign::on_commitments(&s, from, &body));
+    match result {
+        Ok(()) => Json(json!({ "status": "ok" })).into_response(),
+        Err(e) => e.into_response(),
+    }
+}
+
 fn router(state: Arc<NodeState>) -> Router {
     Router::new()
         .route("/health", get(health))
         .route("/v1/attestation", get(attestation))
         .route("/v1/handshake", post(handshake))
+        .route("/v1/sign", post(sign))
+        .route("/v1/pkp/permissions", post(permissions))
+        .route(crate::dkg::ROUTE, post(peer_dkg))
+        .route(crate::sign::PEER_ROUTE, post(peer_commitments))
         .fallback(not_found)
         .with_state(state)
 }
 
 /// Checks a peer that presented a certificate against the current registry.
-fn admit_peer(state: &NodeState, cert: &[u8]) -> Result<(), String> {
+fn admit_peer(state: &NodeState, cert: &[u8]) -> Result<IdentityKey, String> {
     let node = state
         .peers
         .cached(cert, unix_now())
@@ -193,7 +401,7 @@ fn admit_peer(state: &NodeState, cert: &[u8]) -> Result<(), String> {
         .read()
         .map_err(|_| "registry lock poisoned")?;
     reg.check_peer(&id, &node.evidence.endpoint)
-        .map(|_| ())
+        .map(|_| id)
         .map_err(|r| format!("peer {id} refused: {r}"))
 }
 
@@ -221,12 +429,17 @@ pub async fn serve(state: Arc<NodeState>, listener: TcpListener) -> anyhow::Resu
                     }
                 };
             let conn = tls.get_ref().1;
-            if let Some(cert) = conn.peer_certificates().and_then(|c| c.first())
-                && let Err(reason) = admit_peer(&state, cert)
-            {
-                tracing::warn!(%addr, "{reason}");
-                return;
-            }
+            let peer = match conn.peer_certificates().and_then(|c| c.first()) {
+                None => None,
+                Some(cert) => match admit_peer(&state, cert) {
+                    Ok(id) => Some(id),
+                    Err(reason) => {
+                        tracing::warn!(%addr, "{reason}");
+                        return;
+                    }
+                },
+            };
+            let _ = peer_set_nodelay(&tls);
             let mut exporter = [0u8; EXPORTER_LEN];
             if conn
                 .export_keying_material(&mut exporter, EXPORTER_LABEL, None)
@@ -235,7 +448,7 @@ pub async fn serve(state: Arc<NodeState>, listener: TcpListener) -> anyhow::Resu
                 return;
             }
             let svc = hyper_util::service::TowerToHyperService::new(
-                app.layer(Extension(Conn { exporter })),
+                app.layer(Extension(Conn { exporter, peer })),
             );
             let io = hyper_util::rt::TokioIo::new(tls);
             if let Err(e) = hyper::server::conn::http1::Builder::new()
@@ -246,6 +459,14 @@ pub async fn serve(state: Arc<NodeState>, listener: TcpListener) -> anyhow::Resu
             }
         });
     }
+}
+
+/// Small request/response messages: no Nagle delay (peer round trips are on the signing
+/// path).
+fn peer_set_nodelay(
+    tls: &tokio_rustls::server::TlsStream<tokio::net::TcpStream>,
+) -> std::io::Result<()> {
+    tls.get_ref().0.set_nodelay(true)
 }
 
 /// Reads the registry document from its source. A URL is fetched with a bounded time
@@ -304,6 +525,7 @@ pub async fn watch_registry(
                 if let Ok(mut r) = state.registry.write() {
                     *r = reg;
                 }
+                crate::dkg::ensure(&state);
             }
             Err(e) => tracing::warn!("registry {source} not reloaded: {e}"),
         }

@@ -78,6 +78,21 @@ impl Net {
             },
         ))
     }
+    /// Node `i`'s identity, unsealed with its simulated chip's key.
+    fn identity(&self, i: usize) -> Identity {
+        use keynode::evidence::EvidenceProvider;
+        let text = std::fs::read_to_string(self.path(&format!("node-{i}/simulated-platform.json")))
+            .unwrap_or_default();
+        let state: SimulatedState = serde_json::from_str(&text).unwrap_or_else(|e| panic!("{e}"));
+        let p = SimulatedPlatform::from_state(&state).unwrap_or_else(|e| panic!("{e}"));
+        let key = SimulatedProvider(p)
+            .sealing_key()
+            .unwrap_or_else(|e| panic!("{e}"));
+        let store = keynet_store::Store::open(self.path(&format!("node-{i}/state")), key)
+            .unwrap_or_else(|e| panic!("{e}"));
+        Identity::load_or_create(&store).unwrap_or_else(|e| panic!("{e}"))
+    }
+
     /// A node TLS identity on this network's simulated platform (a new chip).
     fn peer_tls(&self, identity: &Identity, endpoint: &str) -> NodeTls {
         let text = std::fs::read_to_string(self.path("node-1/simulated-platform.json"))
@@ -205,7 +220,7 @@ async fn clients_and_peers_on_a_dev_network() {
 
     // A registered peer (node 1's identity and endpoint) is admitted and can be talked to.
     let peer_v = net.client_verifier(true, &manifest);
-    let id1 = Identity::load_or_create(&net.path("node-1")).unwrap_or_else(|e| panic!("{e}"));
+    let id1 = net.identity(1);
     let ep1 = format!("127.0.0.1:{}", net.base + 1);
     let t1 = net.peer_tls(&id1, &ep1);
     let c1 = tokio_rustls::TlsConnector::from(Arc::new(

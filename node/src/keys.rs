@@ -1,0 +1,169 @@
+//! The network's keys as this node holds them: its FROST(secp256k1) key package and the
+//! group's public key package, its BLS12-381 key share and the BLS public keys, for one
+//! (network, epoch). Sealed in the node's store, so a restart needs no new DKG.
+
+use keynet_store::{Store, StoreError};
+use keynet_threshold::bls_dkg::BlsKey;
+use keynet_threshold::dkg::Participant;
+use keynet_threshold::frost::keys::{KeyPackage, PublicKeyPackage};
+use keynet_threshold::wire::BlsKeyWire;
+use sha2::{Digest, Sha256};
+use zeroize::Zeroizing;
+
+/// Why stored keys could not be read or written.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum KeysError {
+    /// The sealed store refused (I/O, tampered, foreign).
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// The sealed value does not decode.
+    #[error("stored keys {name}: {reason}")]
+    Invalid {
+        /// The file.
+        name: String,
+        /// Why.
+        reason: String,
+    },
+}
+
+/// This node's share of the network's keys.
+pub struct NetworkKeys {
+    /// The registry's network id.
+    pub network: String,
+    /// The registry epoch the keys were made for.
+    pub epoch: u64,
+    /// This node's participant index (1-based position in the registry).
+    pub me: Participant,
+    /// Participants.
+    pub n: u16,
+    /// FROST key package (secret share inside; the library zeroizes it on drop).
+    pub frost: KeyPackage,
+    /// FROST group public key package.
+    pub frost_public: PublicKeyPackage,
+    /// BLS key share and public keys.
+    pub bls: BlsKey,
+}
+
+#[derive(serde::Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Stored {
+    format: u32,
+    network: String,
+    epoch: u64,
+    me: Participant,
+    n: u16,
+    frost: String,
+    frost_public: String,
+    bls: BlsKeyWire,
+}
+
+const FORMAT: u32 = 1;
+
+/// The store name of the keys of (network, epoch): network ids may hold characters file
+/// names may not, so the name carries a hash of it.
+pub fn store_name(network: &str, epoch: u64) -> String {
+    let h = Sha256::digest(network.as_bytes());
+    format!("keys-{}-{epoch}", hex::encode(&h[..8]))
+}
+
+impl NetworkKeys {
+    /// Seals the keys into `store`.
+    pub fn save(&self, store: &Store) -> Result<(), KeysError> {
+        let name = store_name(&self.network, self.epoch);
+        let invalid = |reason: String| KeysError::Invalid {
+            name: name.clone(),
+            reason,
+        };
+        let stored = Stored {
+            format: FORMAT,
+            network: self.network.clone(),
+            epoch: self.epoch,
+            me: self.me,
+            n: self.n,
+            frost: hex::encode(Zeroizing::new(
+                self.frost.serialize().map_err(|e| invalid(e.to_string()))?,
+            )),
+            frost_public: hex::encode(
+                self.frost_public
+                    .serialize()
+                    .map_err(|e| invalid(e.to_string()))?,
+            ),
+            bls: BlsKeyWire::encode(&self.bls),
+        };
+        let bytes =
+            Zeroizing::new(serde_json::to_vec(&stored).map_err(|e| invalid(e.to_string()))?);
+        store.write(&name, &bytes)?;
+        Ok(())
+    }
+
+    /// The sealed keys of (network, epoch), if this node has them.
+    pub fn load(
+        store: &Store,
+        network: &str,
+        epoch: u64,
+    ) -> Result<Option<NetworkKeys>, KeysError> {
+        let name = store_name(network, epoch);
+        let Some(bytes) = store.read(&name)? else {
+            return Ok(None);
+        };
+        let invalid = |reason: String| KeysError::Invalid {
+            name: name.clone(),
+            reason,
+        };
+        let s: Stored = serde_json::from_slice(&bytes).map_err(|e| invalid(e.to_string()))?;
+        if s.format != FORMAT {
+            return Err(invalid(format!("format {} (expected {FORMAT})", s.format)));
+        }
+        if s.network != network || s.epoch != epoch {
+            return Err(invalid(format!(
+                "holds the keys of {} epoch {}, not {network} epoch {epoch}",
+                s.network, s.epoch
+            )));
+        }
+        let frost_bytes =
+            Zeroizing::new(hex::decode(&s.frost).map_err(|e| invalid(format!("frost: {e}")))?);
+        let frost =
+            KeyPackage::deserialize(&frost_bytes).map_err(|e| invalid(format!("frost: {e}")))?;
+        let frost_public = PublicKeyPackage::deserialize(
+            &hex::decode(&s.frost_public).map_err(|e| invalid(format!("frost_public: {e}")))?,
+        )
+        .map_err(|e| invalid(format!("frost_public: {e}")))?;
+        let bls = s.bls.decode().map_err(|e| invalid(e.to_string()))?;
+        Ok(Some(NetworkKeys {
+            network: s.network.clone(),
+            epoch: s.epoch,
+            me: s.me,
+            n: s.n,
+            frost,
+            frost_public,
+            bls,
+        }))
+    }
+
+    /// The public part, as `/v1/handshake` serves it.
+    pub fn public_json(&self) -> serde_json::Value {
+        let frost_public = self
+            .frost_public
+            .serialize()
+            .map(hex::encode)
+            .unwrap_or_default();
+        let group = self
+            .frost_public
+            .verifying_key()
+            .serialize()
+            .map(hex::encode)
+            .unwrap_or_default();
+        serde_json::json!({
+            "epoch": self.epoch,
+            "threshold": self.bls.threshold,
+            "frost_secp256k1": { "group_key": group, "public_key_package": frost_public },
+            "bls12_381_g2": {
+                "public_key": keynet_threshold::wire::g2_hex(&self.bls.public.0),
+                "public_shares": self.bls.public_shares.iter()
+                    .map(|(p, v)| (p.to_string(), serde_json::Value::from(keynet_threshold::wire::g2_hex(v))))
+                    .collect::<serde_json::Map<_, _>>(),
+            },
+        })
+    }
+}

@@ -1,0 +1,118 @@
+//! Who may sign with a derived key: its owner always; others only if the owner listed them
+//! in a permissions request that this node verified itself. Kept sealed in the store; a
+//! request whose sequence number is not above the stored one is refused, so an old
+//! request cannot be replayed over a newer one.
+
+use std::collections::BTreeMap;
+use std::sync::Mutex;
+
+use keynet_protocol::registry::Address;
+use keynet_protocol::request::{KeyRef, PermissionsRequest};
+use keynet_store::{Store, StoreError};
+use serde::{Deserialize, Serialize};
+
+/// Store name of the permissions table.
+pub const NAME: &str = "pkp-permissions";
+
+/// Why permissions could not be read or changed.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum PkpError {
+    /// The sealed store refused.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// The sealed table does not decode.
+    #[error("{NAME}: {0}")]
+    Invalid(String),
+    /// Someone other than the owner tried to change them.
+    #[error("only the key's owner {owner} may set its permissions, not {signer}")]
+    NotOwner {
+        /// The owner.
+        owner: String,
+        /// Who signed.
+        signer: String,
+    },
+    /// Not newer than what is stored.
+    #[error("sequence number {got} is not above the current {current}")]
+    Stale {
+        /// The request's.
+        got: u64,
+        /// Stored.
+        current: u64,
+    },
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Entry {
+    key: KeyRef,
+    seq: u64,
+    allowed: Vec<Address>,
+}
+
+/// The permissions table.
+pub struct Permissions {
+    table: Mutex<BTreeMap<String, Entry>>,
+}
+
+impl Permissions {
+    /// Reads the table from `store` (empty if there is none yet).
+    pub fn load(store: &Store) -> Result<Permissions, PkpError> {
+        let table = match store.read(NAME)? {
+            Some(b) => serde_json::from_slice(&b).map_err(|e| PkpError::Invalid(e.to_string()))?,
+            None => BTreeMap::new(),
+        };
+        Ok(Permissions {
+            table: Mutex::new(table),
+        })
+    }
+
+    /// True if `user` may sign with `key`.
+    pub fn may_sign(&self, key: &KeyRef, user: &Address) -> bool {
+        if key.owner == *user {
+            return true;
+        }
+        let table = self.table.lock().unwrap_or_else(|p| p.into_inner());
+        table
+            .get(&hex::encode(key.key_id()))
+            .is_some_and(|e| e.allowed.contains(user))
+    }
+
+    /// Applies a permissions request the node verified was signed by `signer`.
+    pub fn set(
+        &self,
+        store: &Store,
+        req: &PermissionsRequest,
+        signer: &Address,
+    ) -> Result<(), PkpError> {
+        if req.key.owner != *signer {
+            return Err(PkpError::NotOwner {
+                owner: req.key.owner.to_checksum(),
+                signer: signer.to_checksum(),
+            });
+        }
+        let mut table = self.table.lock().unwrap_or_else(|p| p.into_inner());
+        let id = hex::encode(req.key.key_id());
+        let current = table.get(&id).map_or(0, |e| e.seq);
+        if req.seq <= current {
+            return Err(PkpError::Stale {
+                got: req.seq,
+                current,
+            });
+        }
+        let mut next = table.clone();
+        next.insert(
+            id,
+            Entry {
+                key: req.key.clone(),
+                seq: req.seq,
+                allowed: req.allowed.clone(),
+            },
+        );
+        let bytes = serde_json::to_vec(&next).map_err(|e| PkpError::Invalid(e.to_string()))?;
+        // Durable first, then in force: a crash never leaves a permission that was not kept.
+        store.write(NAME, &bytes)?;
+        *table = next;
+        Ok(())
+    }
+}
