@@ -13,6 +13,9 @@ use tokio::net::TcpStream;
 
 use attestation_verifier::tls::binding::{EXPORTER_LABEL, EXPORTER_LEN};
 
+/// The largest answer read (bytes).
+pub const MAX_RESPONSE: usize = 4 << 20;
+
 /// Why a request did not get an answer.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
@@ -142,11 +145,11 @@ pub async fn send(
             .await
             .map_err(|e| fail(e.to_string()))?;
         let status = resp.status().as_u16();
-        let body = resp
-            .into_body()
+        // A node's answers are small; a peer or node that streams more is cut off.
+        let body = http_body_util::Limited::new(resp.into_body(), MAX_RESPONSE)
             .collect()
             .await
-            .map_err(|e| fail(e.to_string()))?
+            .map_err(|e| fail(format!("answer: {e}")))?
             .to_bytes();
         Ok((status, body.to_vec()))
     };

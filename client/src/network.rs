@@ -570,6 +570,22 @@ impl Network {
         if let Some(first) = refusals.into_iter().next() {
             return Err(first);
         }
+        // The nodes must have signed our message, with exactly the nodes we chose.
+        let want: std::collections::BTreeSet<keynet_threshold::frost::Identifier> = chosen
+            .iter()
+            .filter_map(|l| keynet_threshold::frost::Identifier::try_from(l.participant).ok())
+            .collect();
+        for (p, (_, pkg)) in &shares {
+            let signers: std::collections::BTreeSet<_> =
+                pkg.signing_commitments().keys().copied().collect();
+            if pkg.message().as_slice() != message.as_slice() || signers != want {
+                let endpoint = chosen
+                    .iter()
+                    .find(|l| l.participant == *p)
+                    .map_or_else(String::new, |l| l.entry.endpoint.clone());
+                return Err(ClientError::BadShares(vec![endpoint]));
+            }
+        }
         let public = derive_public_package(root, &key.key_id())
             .map_err(|e| ClientError::Failed(e.to_string()))?;
         let signature = self.combine(&public, &shares)?;

@@ -184,12 +184,22 @@ fn start_if_needed(state: &Arc<NodeState>) -> Result<(), DkgRefusal> {
     {
         return Ok(());
     }
+    // Checked again under the run lock: a run that just finished leaves no run behind.
+    if state
+        .keys()
+        .is_some_and(|k| k.network == network && k.epoch == epoch)
+    {
+        return Ok(());
+    }
     {
         // A failed run is not restarted by a late peer message (that would start runs
-        // nobody else is in); restarting the node starts a new one.
+        // nobody else is in); restarting the node starts a new one. A done one is final.
         let st = lock(&state.dkg.status);
-        if st.state == "failed" && st.network.as_ref() == Some(&network) && st.epoch == Some(epoch)
-        {
+        let this_run = st.network.as_ref() == Some(&network) && st.epoch == Some(epoch);
+        if this_run && st.state == "done" {
+            return Ok(());
+        }
+        if this_run && st.state == "failed" {
             return Err(DkgRefusal::Unavailable(format!(
                 "the run for {network} epoch {epoch} failed here: {}",
                 st.reason.clone().unwrap_or_default()
@@ -393,7 +403,9 @@ fn dispatch(state: &Arc<NodeState>, run: &Run, frost: Vec<Outgoing>, bls: Vec<Bl
             epoch: run.epoch,
             body,
         };
-        let Ok(bytes) = serde_json::to_vec(&msg) else {
+        // Round-two and BLS messages carry secret shares: zeroized when the last send ends.
+        let Ok(bytes) = serde_json::to_vec(&msg).map(|b| Arc::new(zeroize::Zeroizing::new(b)))
+        else {
             continue;
         };
         let targets: Vec<NodeEntry> = run
@@ -417,21 +429,33 @@ fn dispatch(state: &Arc<NodeState>, run: &Run, frost: Vec<Outgoing>, bls: Vec<Bl
     }
 }
 
-async fn deliver(state: Arc<NodeState>, to: NodeEntry, body: Vec<u8>, generation: u64) {
+async fn deliver(
+    state: Arc<NodeState>,
+    to: NodeEntry,
+    body: Arc<zeroize::Zeroizing<Vec<u8>>>,
+    generation: u64,
+) {
     let deadline = Instant::now() + state.dkg.timeout;
     let mut backoff = Duration::from_millis(100);
     loop {
-        match state.peer_client.post(&to, ROUTE, body.clone()).await {
+        match state.peer_client.post(&to, ROUTE, body.to_vec()).await {
             Ok(_) => return,
-            Err(crate::peer::PeerError::Refused { status, body, .. }) => {
-                // An answer is final: the peer has the keys already, or is in another run.
+            Err(crate::peer::PeerError::Refused { status, body, .. })
+                if body.contains("\"dkg_done\"") || body.contains("\"bad_request\"") =>
+            {
+                // Final: the peer holds the keys already, or the message is not one.
                 tracing::debug!(to = %to.endpoint, status, "DKG message refused: {body}");
                 return;
             }
             Err(e) => {
-                let live = lock(&state.dkg.run)
-                    .as_ref()
-                    .is_some_and(|r| r.generation == generation);
+                // Retried while this run is the node's latest, even after it finished here
+                // (a slower peer may still need its last message), until the deadline. A
+                // peer that has not yet loaded the same registry answers `wrong_run`.
+                let live = state
+                    .dkg
+                    .generation
+                    .load(std::sync::atomic::Ordering::Relaxed)
+                    == generation;
                 if !live || Instant::now() >= deadline {
                     tracing::debug!(to = %to.endpoint, "DKG message not delivered: {e}");
                     return;

@@ -58,6 +58,13 @@ struct Stored {
     bls: BlsKeyWire,
 }
 
+impl Drop for Stored {
+    fn drop(&mut self) {
+        // The hex of the secret share.
+        zeroize::Zeroize::zeroize(&mut self.frost);
+    }
+}
+
 const FORMAT: u32 = 1;
 
 /// The store name of the keys of (network, epoch): network ids may hold characters file

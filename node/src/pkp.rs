@@ -13,6 +13,10 @@ use serde::{Deserialize, Serialize};
 
 /// Store name of the permissions table.
 pub const NAME: &str = "pkp-permissions";
+/// Keys with permissions one owner may have.
+pub const MAX_PER_OWNER: usize = 1024;
+/// Keys with permissions in all (the table is rewritten on every change).
+pub const MAX_KEYS: usize = 65_536;
 
 /// Why permissions could not be read or changed.
 #[derive(Debug, thiserror::Error)]
@@ -32,6 +36,9 @@ pub enum PkpError {
         /// Who signed.
         signer: String,
     },
+    /// The table or the owner's part of it is full.
+    #[error("permissions limit: {0}")]
+    Limit(String),
     /// Not newer than what is stored.
     #[error("sequence number {got} is not above the current {current}")]
     Stale {
@@ -99,6 +106,23 @@ impl Permissions {
                 got: req.seq,
                 current,
             });
+        }
+        if !table.contains_key(&id) {
+            let owned = table
+                .values()
+                .filter(|e| e.key.owner == req.key.owner)
+                .count();
+            if owned >= MAX_PER_OWNER {
+                return Err(PkpError::Limit(format!(
+                    "{} already set permissions for {MAX_PER_OWNER} keys",
+                    req.key.owner.to_checksum()
+                )));
+            }
+            if table.len() >= MAX_KEYS {
+                return Err(PkpError::Limit(format!(
+                    "this node holds permissions for {MAX_KEYS} keys"
+                )));
+            }
         }
         let mut next = table.clone();
         next.insert(

@@ -303,8 +303,15 @@ async fn permissions(State(s): State<Arc<NodeState>>, body: Bytes) -> Response {
         Ok(u) => u,
         Err(e) => return error(StatusCode::UNAUTHORIZED, "auth_refused", e.to_string()),
     };
-    match s.pkp.set(&s.store, &req.request, &user) {
-        Ok(()) => Json(json!({ "status": "ok", "seq": req.request.seq })).into_response(),
+    // A durable write (fsync): off the async workers.
+    let seq = req.request.seq;
+    let st = s.clone();
+    let result = tokio::task::spawn_blocking(move || st.pkp.set(&st.store, &req.request, &user))
+        .await
+        .unwrap_or_else(|e| Err(PkpError::Invalid(format!("task: {e}"))));
+    match result {
+        Ok(()) => Json(json!({ "status": "ok", "seq": seq })).into_response(),
+        Err(e @ PkpError::Limit(_)) => error(StatusCode::CONFLICT, "pkp_limit", e.to_string()),
         Err(e @ PkpError::NotOwner { .. }) => {
             error(StatusCode::FORBIDDEN, "not_owner", e.to_string())
         }
@@ -517,6 +524,25 @@ pub async fn watch_registry(
         last = Some(bytes.clone());
         match SignedRegistry::verify(&bytes, &authority) {
             Ok(reg) => {
+                // Signed is not fresh: an older registry (removed nodes, another key) must
+                // never come back, and an epoch's content never changes.
+                let (epoch, same_epoch_changed) = match state.registry.read() {
+                    Ok(cur) => (
+                        cur.epoch,
+                        cur.epoch == reg.epoch
+                            && cur.canonical_message() != reg.canonical_message(),
+                    ),
+                    Err(_) => continue,
+                };
+                if reg.epoch < epoch || same_epoch_changed {
+                    tracing::warn!(
+                        held = epoch,
+                        offered = reg.epoch,
+                        "registry {source} not reloaded: an epoch below the one held, or epoch \
+                         {epoch} with other content (a new registry needs a higher epoch)"
+                    );
+                    continue;
+                }
                 tracing::info!(
                     epoch = reg.epoch,
                     nodes = reg.nodes.len(),

@@ -103,8 +103,10 @@ impl SignService {
                     }
                 }
                 Event::Dropped { id, from } => {
+                    // Counted (in /health) rather than warned about one by one: a peer
+                    // could otherwise fill the log.
                     self.dropped_unverified.fetch_add(1, Ordering::Relaxed);
-                    tracing::warn!(
+                    tracing::debug!(
                         request = %hex::encode(id),
                         from,
                         "dropped commitments for a request this node never received from the user"
@@ -153,6 +155,20 @@ pub async fn sign(state: &Arc<NodeState>, body: &[u8]) -> Result<ShareResponse, 
         )
     })?;
     let (members, threshold) = state.members()?;
+    let epoch = state.registry.read().map(|r| r.epoch).unwrap_or(0);
+    if keys.epoch != epoch {
+        // Participant numbers come from the registry; keys of another epoch number them
+        // differently. A new epoch has its own DKG.
+        return Err(ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "keys_stale",
+            format!(
+                "this node's keys are for epoch {}, the registry is at epoch {epoch} (DKG {})",
+                keys.epoch,
+                state.dkg.status().state
+            ),
+        ));
+    }
     if req.request.network != keys.network {
         return Err(bad(
             "wrong_network",
@@ -259,8 +275,9 @@ pub async fn sign(state: &Arc<NodeState>, body: &[u8]) -> Result<ShareResponse, 
             ));
         }
         Ok(Ok(Err(e))) => {
+            // The library refused what the peers sent (e.g. malformed commitments).
             return Err(ApiError::new(
-                StatusCode::INTERNAL_SERVER_ERROR,
+                StatusCode::BAD_GATEWAY,
                 "signing_failed",
                 e.to_string(),
             ));

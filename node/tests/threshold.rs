@@ -17,7 +17,7 @@ use k256::ecdsa::SigningKey;
 use keynet::network::{ClientError, Network, NetworkFile};
 use keynet_protocol::auth::{AuthMessage, SignedAuth};
 use keynet_protocol::registry::{address_of, eip191_sign};
-use keynet_protocol::request::{Authorised, Bytes32, KeyRef, SignRequest};
+use keynet_protocol::request::{Authorised, Bytes32, KeyRef, PermissionsRequest, SignRequest};
 use keynet_threshold::derive::derive_public_package;
 use keynet_threshold::frost::round2::SignatureShare;
 
@@ -499,7 +499,28 @@ fn bad_shares_unverified_requests_and_auth() {
             let e = a.err().unwrap_or_default();
             assert!(e.contains("not_allowed"), "node {p}: {e}");
         }
-        // Only the owner may change permissions.
+        // Only the owner may change permissions: another user's request for the owner's key
+        // is refused by every node.
+        let forged = PermissionsRequest {
+            network: net.registry().network_id.clone(),
+            key: k.clone(),
+            seq: 5,
+            allowed: vec![address_of(other.verifying_key())],
+        };
+        let forged_auth = auth_of(&other, forged.digest(), &forged.network, now, now + 60);
+        let body = serde_json::to_vec(&Authorised {
+            request: forged,
+            auth: forged_auth,
+        })
+        .unwrap_or_default();
+        let (status, answer) = net
+            .request(1, "POST", "/v1/pkp/permissions", body)
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
+        let text = String::from_utf8_lossy(&answer);
+        assert_eq!(status, 403, "{text}");
+        assert!(text.contains("not_owner"), "{text}");
+        // Setting permissions of one's own key "guarded" does not touch the owner's key.
         let by_other = net
             .set_permissions(
                 &other,
@@ -517,10 +538,10 @@ fn bad_shares_unverified_requests_and_auth() {
             .sign_shares(&other, &k, msg, &[1, 2, 3])
             .await
             .unwrap_or_else(|e| panic!("{e}"));
-        assert!(
-            answers.iter().all(|(_, a)| a.is_err()),
-            "permissions of another key"
-        );
+        for (p, a) in &answers {
+            let e = a.as_ref().err().cloned().unwrap_or_default();
+            assert!(e.contains("not_allowed"), "node {p}: {e}");
+        }
         let set = net
             .set_permissions(&user, "guarded", vec![address_of(other.verifying_key())], 1)
             .await
@@ -538,15 +559,52 @@ fn bad_shares_unverified_requests_and_auth() {
                 .all(|(_, r)| r.as_ref().err().is_some_and(|e| e.contains("stale_seq"))),
             "{stale:?}"
         );
+
+        // Peer routes need an admitted node certificate: a user's connection is refused.
+        for route in ["/v1/peer/commitments", "/v1/peer/dkg"] {
+            let (status, answer) = net
+                .request(1, "POST", route, b"{}".to_vec())
+                .await
+                .unwrap_or_else(|e| panic!("{e}"));
+            let text = String::from_utf8_lossy(&answer);
+            assert_eq!(status, 403, "{route}: {text}");
+            assert!(text.contains("peer_only"), "{route}: {text}");
+        }
+
+        // An older registry, validly signed by the authority, is not taken back.
+        let authority = key_file(&cluster.path("authority.key"));
+        let mut old = net.registry().clone();
+        old.epoch = 0;
+        old.nodes.truncate(3);
+        let signed =
+            keynet_protocol::registry::sign(old, &authority).unwrap_or_else(|e| panic!("{e}"));
+        std::fs::write(cluster.path("registry.json"), signed.to_json())
+            .unwrap_or_else(|e| panic!("{e}"));
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while !cluster.log(0).contains("an epoch below the one held") {
+            assert!(Instant::now() < deadline, "{}", cluster.log(0));
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+        sign_with(&net, &user, &k, [5; 32], &[2, 3, 4]).await;
     });
 }
 
 fn auth(user: &SigningKey, request: &SignRequest, issued: u64, expires: u64) -> SignedAuth {
+    auth_of(user, request.digest(), &request.network, issued, expires)
+}
+
+fn auth_of(
+    user: &SigningKey,
+    digest: [u8; 32],
+    network: &str,
+    issued: u64,
+    expires: u64,
+) -> SignedAuth {
     let m = AuthMessage {
         domain: keynode::devnet::AUTH_DOMAIN.into(),
         address: address_of(user.verifying_key()),
-        request_digest: request.digest(),
-        network: request.network.clone(),
+        request_digest: digest,
+        network: network.to_owned(),
         nonce: format!("n{issued}x{expires}"),
         issued_at: issued,
         expires_at: expires,

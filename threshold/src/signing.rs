@@ -242,6 +242,15 @@ impl Signer {
         // Not verified here (yet): hold it, never act on it alone.
         self.waiting.push_back((now, from, rid, commitments));
         let mut events = Vec::new();
+        // Each peer gets its share of the room, so one peer naming requests the user never
+        // sent cannot push out what honest peers sent ahead of the user's request.
+        let per_sender = (MAX_HELD / usize::from(self.n.max(1))).max(1);
+        if self.waiting.iter().filter(|w| w.1 == from).count() > per_sender
+            && let Some(i) = self.waiting.iter().position(|w| w.1 == from)
+            && let Some((_, f, id, _)) = self.waiting.remove(i)
+        {
+            events.push(Event::Dropped { id, from: f });
+        }
         while self.waiting.len() > MAX_HELD {
             if let Some((_, from, id, _)) = self.waiting.pop_front() {
                 events.push(Event::Dropped { id, from });

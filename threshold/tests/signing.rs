@@ -252,18 +252,33 @@ fn held_commitments_are_capped() {
             other => panic!("{other:?}"),
         }
     };
-    // ...repeated under MAX_HELD + 3 invented request ids.
+    // Node 3 sent its commitments for a real request ahead of the user's request to node 1.
+    let honest_rid = [0xAA; 32];
     let one = net.signers.get_mut(&1).unwrap();
-    let mut dropped = 0;
+    assert!(
+        one.on_commitments(3, honest_rid, commitments, now)
+            .is_empty()
+    );
+    // ...then node 2 floods node 1 under MAX_HELD + 3 invented request ids: it only ever
+    // holds its own share of the room (MAX_HELD / n), the oldest of its own dropped first.
+    let mut dropped = Vec::new();
     for i in 0..MAX_HELD + 3 {
         let mut rid = [0u8; 32];
         rid[..8].copy_from_slice(&(i as u64).to_be_bytes());
-        dropped += one
-            .on_commitments(2, rid, commitments, now)
-            .iter()
-            .filter(|e| matches!(e, Event::Dropped { .. }))
-            .count();
+        for e in one.on_commitments(2, rid, commitments, now) {
+            if let Event::Dropped { id, from } = e {
+                dropped.push((from, id));
+            }
+        }
     }
-    assert_eq!(dropped, 3);
+    assert_eq!(dropped.len(), MAX_HELD + 3 - MAX_HELD / 4);
+    assert!(
+        dropped.iter().all(|(from, _)| *from == 2),
+        "only the flooder's are dropped"
+    );
+    assert!(
+        !dropped.iter().any(|(_, id)| *id == honest_rid),
+        "the honest peer's commitments survive the flood"
+    );
     assert_eq!(one.pending(), 0, "nothing was begun from peers' word");
 }
