@@ -21,25 +21,8 @@ use keynet_protocol::request::{Authorised, Bytes32, KeyRef, PermissionsRequest, 
 use keynet_threshold::derive::derive_public_package;
 use keynet_threshold::frost::round2::SignatureShare;
 
-/// A base port with `n` free ports after it.
-fn free_ports(n: u16) -> u16 {
-    for _ in 0..200 {
-        let Ok(l) = std::net::TcpListener::bind("127.0.0.1:0") else {
-            continue;
-        };
-        let Ok(base) = l.local_addr().map(|a| a.port()) else {
-            continue;
-        };
-        drop(l);
-        if base > 60_000 {
-            continue;
-        }
-        if (0..n).all(|i| std::net::TcpListener::bind(("127.0.0.1", base + i)).is_ok()) {
-            return base;
-        }
-    }
-    panic!("no free ports")
-}
+mod common;
+use common::free_ports;
 
 /// A dev network whose nodes run as processes; dropped, it stops them.
 struct Cluster {
@@ -342,29 +325,13 @@ fn stopped_nodes_restarts_and_sealed_state() {
     let last = bad.len() - 20;
     bad[last] ^= 0x01;
     std::fs::write(&keys_file, &bad).unwrap_or_else(|e| panic!("{e}"));
-    let out = Command::new(env!("CARGO_BIN_EXE_keynode"))
-        .args(["run", "--config"])
-        .arg(cluster.config(0))
-        .env("NO_COLOR", "1")
-        .output()
-        .unwrap_or_else(|e| panic!("{e}"));
-    let err = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(1), "{err}");
-    assert!(err.contains("reading the sealed network keys"), "{err}");
+    refuses_its_sealed_keys(&cluster, 0);
     // Foreign: node 2's (intact) keys under node 0's name: sealed under another chip's key.
     let name = keys_file.file_name().unwrap_or_default().to_owned();
     let foreign = std::fs::read(cluster.path("node-2/state").join(&name)).unwrap_or_default();
     assert!(!foreign.is_empty());
     std::fs::write(&keys_file, &foreign).unwrap_or_else(|e| panic!("{e}"));
-    let out = Command::new(env!("CARGO_BIN_EXE_keynode"))
-        .args(["run", "--config"])
-        .arg(cluster.config(0))
-        .env("NO_COLOR", "1")
-        .output()
-        .unwrap_or_else(|e| panic!("{e}"));
-    let err = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(1), "{err}");
-    assert!(err.contains("reading the sealed network keys"), "{err}");
+    refuses_its_sealed_keys(&cluster, 0);
     // The original file back: the node serves again.
     std::fs::write(&keys_file, &good).unwrap_or_else(|e| panic!("{e}"));
     cluster.start_node(0);
@@ -379,6 +346,19 @@ fn stopped_nodes_restarts_and_sealed_state() {
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
     });
+}
+
+/// Node `i`, started in the foreground, stops at once with an error about its sealed keys.
+fn refuses_its_sealed_keys(cluster: &Cluster, i: usize) {
+    let out = Command::new(env!("CARGO_BIN_EXE_keynode"))
+        .args(["run", "--config"])
+        .arg(cluster.config(i))
+        .env("NO_COLOR", "1")
+        .output()
+        .unwrap_or_else(|e| panic!("{e}"));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(err.contains("reading the sealed network keys"), "{err}");
 }
 
 fn cluster_port(c: &Cluster, i: usize) -> String {
