@@ -3,10 +3,11 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::http::HttpError;
 use attestation_verifier::abi::Report;
 use attestation_verifier::kds::Product;
 use attestation_verifier::kds::offline::pem_or_der_certs;
-use attestation_verifier::tls::binding::{EXPORTER_LABEL, EXPORTER_LEN, fresh_report_data};
+use attestation_verifier::tls::binding::fresh_report_data;
 use attestation_verifier::tls::evidence::{CertRole, Evidence};
 use attestation_verifier::tls::{AttestedServerVerifier, NodeVerifier};
 use attestation_verifier::verdict::{Check, Status, Verdict};
@@ -14,9 +15,6 @@ use attestation_verifier::verify::cert::AmdCert;
 use attestation_verifier::verify::roots::{Anchor, TrustStore};
 use attestation_verifier::verify::{Inputs, Vek};
 use base64::Engine;
-use rustls::pki_types::ServerName;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpStream;
 
 /// Why a node could not be checked at all (as opposed to being rejected).
 #[derive(Debug, thiserror::Error)]
@@ -114,58 +112,43 @@ fn parse_url(url: &str) -> Result<(String, u16), AttestError> {
 /// Verifies the node at `url`: during the handshake, then with fresh evidence.
 pub async fn attest(url: &str, verifier: Arc<NodeVerifier>) -> Result<Attestation, AttestError> {
     let (host, port) = parse_url(url)?;
-    let connector = tokio_rustls::TlsConnector::from(Arc::new(client_config(verifier.clone())?));
-    let tcp = tokio::time::timeout(
-        Duration::from_secs(10),
-        TcpStream::connect((host.as_str(), port)),
-    )
-    .await
-    .map_err(|_| transport(format!("connecting to {host}:{port} timed out")))?
-    .map_err(|e| transport(format!("connecting to {host}:{port}: {e}")))?;
-    let name = ServerName::try_from(host.clone()).map_err(|e| AttestError::Usage(e.to_string()))?;
-    let mut tls = match connector.connect(name, tcp).await {
-        Ok(t) => t,
-        Err(e) => {
-            // Rejected during the handshake: report the verdict if there is one.
+    let endpoint = format!("{host}:{port}");
+    let config = Arc::new(client_config(verifier.clone())?);
+    let mut opened = match crate::http::open(&endpoint, config, Duration::from_secs(10)).await {
+        Ok(o) => o,
+        // Rejected during the handshake: report the verdict if there is one.
+        Err(e @ HttpError::Handshake { .. }) => {
             return match verifier.last_rejected() {
                 Some(v) => Ok(from_verdict((*v).clone(), serde_json::Value::Null)),
-                None => Err(transport(format!(
-                    "TLS handshake with {host}:{port} failed: {e}"
-                ))),
+                None => Err(transport(e)),
             };
         }
-    };
-    let (cert, exporter) = {
-        let conn = tls.get_ref().1;
-        let cert = conn
-            .peer_certificates()
-            .and_then(|c| c.first())
-            .map(|c| c.to_vec())
-            .ok_or_else(|| transport("no certificate"))?;
-        let mut exporter = [0u8; EXPORTER_LEN];
-        conn.export_keying_material(&mut exporter, EXPORTER_LABEL, None)
-            .map_err(transport)?;
-        (cert, exporter)
+        Err(e) => return Err(transport(e)),
     };
     let node = verifier
-        .cached(&cert, now())
+        .cached(&opened.cert, now())
         .ok_or_else(|| transport("certificate verified but not cached"))?;
 
     // Fresh evidence over the same connection.
     let mut nonce = [0u8; 32];
     ring::rand::SecureRandom::fill(&ring::rand::SystemRandom::new(), &mut nonce)
         .map_err(|_| transport("no randomness"))?;
-    let req = format!(
-        "GET /v1/attestation?nonce={} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n",
-        hex::encode(nonce)
-    );
-    tls.write_all(req.as_bytes()).await.map_err(transport)?;
-    let mut resp = Vec::new();
-    tokio::time::timeout(Duration::from_secs(30), tls.read_to_end(&mut resp))
-        .await
-        .map_err(|_| transport("no answer to /v1/attestation"))?
-        .map_err(transport)?;
-    let body = http_body(&resp)?;
+    let (status, body) = crate::http::send(
+        &mut opened.sender,
+        &endpoint,
+        "GET",
+        &format!("/v1/attestation?nonce={}", hex::encode(nonce)),
+        vec![],
+        Duration::from_secs(30),
+    )
+    .await
+    .map_err(transport)?;
+    if status != 200 {
+        return Err(transport(format!(
+            "node answered {status}: {}",
+            String::from_utf8_lossy(&body)
+        )));
+    }
     let json: serde_json::Value =
         serde_json::from_slice(&body).map_err(|e| transport(format!("/v1/attestation: {e}")))?;
     let fresh_b64 = json["evidence"]
@@ -174,6 +157,7 @@ pub async fn attest(url: &str, verifier: Arc<NodeVerifier>) -> Result<Attestatio
     let fresh_bytes = base64::engine::general_purpose::STANDARD
         .decode(fresh_b64)
         .map_err(transport)?;
+    let exporter = opened.exporter;
 
     let mut verdict = node.verdict.clone();
     check_fresh(
@@ -302,30 +286,4 @@ pub fn check_fresh(
             "REPORT_DATA does not commit to our nonce and this session: replayed or forged".into()
         },
     );
-}
-
-/// The body of an HTTP/1.1 response with status 200.
-fn http_body(resp: &[u8]) -> Result<Vec<u8>, AttestError> {
-    let split = resp
-        .windows(4)
-        .position(|w| w == b"\r\n\r\n")
-        .ok_or_else(|| transport("malformed HTTP response"))?;
-    let head = String::from_utf8_lossy(&resp[..split]);
-    let status = head.split_whitespace().nth(1).unwrap_or("");
-    let body = resp[split + 4..].to_vec();
-    if status != "200" {
-        return Err(transport(format!(
-            "node answered {status}: {}",
-            String::from_utf8_lossy(&body)
-        )));
-    }
-    if head
-        .to_ascii_lowercase()
-        .contains("transfer-encoding: chunked")
-    {
-        return Err(transport(
-            "chunked responses are not expected from /v1/attestation",
-        ));
-    }
-    Ok(body)
 }

@@ -191,6 +191,32 @@ fn node_error(body: &[u8]) -> (String, String) {
     )
 }
 
+/// Why a node did not answer a request with 200.
+struct Refusal {
+    /// The HTTP status, if the node answered at all.
+    status: Option<u16>,
+    /// Its stable error code (`unreachable` without an answer).
+    code: String,
+    message: String,
+}
+
+impl Refusal {
+    fn text(&self) -> String {
+        match self.status {
+            Some(status) => format!("{status} {}: {}", self.code, self.message),
+            None => self.message.clone(),
+        }
+    }
+
+    fn into_error(self, endpoint: &str) -> ClientError {
+        ClientError::Refused {
+            endpoint: endpoint.to_owned(),
+            code: self.code,
+            message: self.message,
+        }
+    }
+}
+
 impl Network {
     /// Opens the network described by `file` (reads and verifies the registry; connects to
     /// nothing yet).
@@ -526,41 +552,22 @@ impl Network {
         request
             .validate()
             .map_err(|e| ClientError::Usage(e.to_string()))?;
-        let auth = self.authorise(user, &request.digest())?;
-        let body = serde_json::to_vec(&Authorised { request, auth })
-            .map_err(|e| ClientError::Failed(e.to_string()))?;
-        let answers = join_all(chosen.iter().map(|l| {
-            let body = body.clone();
-            async move { (*l, self.call(l, "POST", "/v1/sign", body).await) }
-        }))
-        .await;
+        let body = self.authorised(user, request.digest(), request)?;
         let mut shares = BTreeMap::new();
         let mut refusals = Vec::new();
-        for (l, a) in answers {
-            match a {
-                Ok((200, b)) => match parse_share(&b) {
-                    Ok(s) => {
-                        shares.insert(l.participant, s);
-                    }
-                    Err(e) => refusals.push(ClientError::Refused {
-                        endpoint: l.entry.endpoint.clone(),
-                        code: "bad_answer".into(),
-                        message: e,
-                    }),
-                },
-                Ok((_, b)) => {
-                    let (code, message) = node_error(&b);
-                    refusals.push(ClientError::Refused {
-                        endpoint: l.entry.endpoint.clone(),
-                        code,
-                        message,
-                    });
+        for (l, a) in self.post_all(&chosen, "/v1/sign", body).await {
+            let share = a.and_then(|b| {
+                parse_share(&b).map_err(|message| Refusal {
+                    status: Some(200),
+                    code: "bad_answer".into(),
+                    message,
+                })
+            });
+            match share {
+                Ok(s) => {
+                    shares.insert(l.participant, s);
                 }
-                Err(e) => refusals.push(ClientError::Refused {
-                    endpoint: l.entry.endpoint.clone(),
-                    code: "unreachable".into(),
-                    message: e,
-                }),
+                Err(r) => refusals.push(r.into_error(&l.entry.endpoint)),
             }
         }
         // An unreachable node explains the others' timeouts: report it first.
@@ -691,24 +698,16 @@ impl Network {
             message: Bytes32(message),
             participants: named.iter().map(|l| l.entry.identity_key).collect(),
         };
-        let auth = self.authorise(user, &request.digest())?;
-        let body = serde_json::to_vec(&Authorised { request, auth })
-            .map_err(|e| ClientError::Failed(e.to_string()))?;
-        Ok(join_all(sent_to.iter().map(|l| {
-            let body = body.clone();
-            async move {
-                let r = match self.call(l, "POST", "/v1/sign", body).await {
-                    Ok((200, b)) => parse_share(&b),
-                    Ok((status, b)) => {
-                        let (code, message) = node_error(&b);
-                        Err(format!("{status} {code}: {message}"))
-                    }
-                    Err(e) => Err(e),
-                };
+        let body = self.authorised(user, request.digest(), request)?;
+        Ok(self
+            .post_all(sent_to, "/v1/sign", body)
+            .await
+            .into_iter()
+            .map(|(l, a)| {
+                let r = a.map_err(|r| r.text()).and_then(|b| parse_share(&b));
                 (l.participant, r)
-            }
-        }))
-        .await)
+            })
+            .collect())
     }
 
     /// Sets who besides the owner (`owner`'s address) may sign with the owner's key
@@ -732,24 +731,63 @@ impl Network {
         request
             .validate()
             .map_err(|e| ClientError::Usage(e.to_string()))?;
-        let auth = self.authorise(owner, &request.digest())?;
-        let body = serde_json::to_vec(&Authorised { request, auth })
-            .map_err(|e| ClientError::Failed(e.to_string()))?;
-        Ok(join_all(self.links.iter().map(|l| {
+        let body = self.authorised(owner, request.digest(), request)?;
+        let all: Vec<&Link> = self.links.iter().collect();
+        Ok(self
+            .post_all(&all, "/v1/pkp/permissions", body)
+            .await
+            .into_iter()
+            .map(|(l, a)| {
+                (
+                    l.entry.endpoint.clone(),
+                    a.map(|_| ()).map_err(|r| r.text()),
+                )
+            })
+            .collect())
+    }
+
+    /// `request` with the user's authorisation of its `digest`, as the JSON body nodes take.
+    fn authorised<R: Serialize>(
+        &self,
+        user: &SigningKey,
+        digest: [u8; 32],
+        request: R,
+    ) -> Result<Vec<u8>, ClientError> {
+        let auth = self.authorise(user, &digest)?;
+        serde_json::to_vec(&Authorised { request, auth })
+            .map_err(|e| ClientError::Failed(e.to_string()))
+    }
+
+    /// POSTs `body` to `path` on each of `links` concurrently: each one's 200 body, or why not.
+    async fn post_all<'a>(
+        &self,
+        links: &[&'a Link],
+        path: &str,
+        body: Vec<u8>,
+    ) -> Vec<(&'a Link, Result<Vec<u8>, Refusal>)> {
+        join_all(links.iter().map(|l| {
             let body = body.clone();
             async move {
-                let r = match self.call(l, "POST", "/v1/pkp/permissions", body).await {
-                    Ok((200, _)) => Ok(()),
+                let r = match self.call(l, "POST", path, body).await {
+                    Ok((200, b)) => Ok(b),
                     Ok((status, b)) => {
                         let (code, message) = node_error(&b);
-                        Err(format!("{status} {code}: {message}"))
+                        Err(Refusal {
+                            status: Some(status),
+                            code,
+                            message,
+                        })
                     }
-                    Err(e) => Err(e),
+                    Err(message) => Err(Refusal {
+                        status: None,
+                        code: "unreachable".into(),
+                        message,
+                    }),
                 };
-                (l.entry.endpoint.clone(), r)
+                (*l, r)
             }
         }))
-        .await)
+        .await
     }
 
     /// The user's authorisation of a request digest (EIP-191 personal message).
