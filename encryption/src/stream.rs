@@ -77,6 +77,62 @@ fn fill(input: &mut impl Read, buf: &mut [u8]) -> std::io::Result<usize> {
     Ok(n)
 }
 
+/// Reads an input in records of `size` bytes and knows which one is the last: the one
+/// nothing follows (full, short or empty). Holds two records; zeroes them when dropped.
+struct Records<R> {
+    input: R,
+    size: usize,
+    cur: Vec<u8>,
+    next: Vec<u8>,
+    cur_len: usize,
+    next_len: usize,
+    started: bool,
+    done: bool,
+}
+
+impl<R: Read> Records<R> {
+    fn new(input: R, size: usize) -> Self {
+        Records {
+            input,
+            size,
+            cur: vec![0u8; size],
+            next: vec![0u8; size],
+            cur_len: 0,
+            next_len: 0,
+            started: false,
+            done: false,
+        }
+    }
+
+    /// The next record and whether it is the last; `None` after the last.
+    fn next_record(&mut self) -> std::io::Result<Option<(&mut [u8], bool)>> {
+        if self.done {
+            return Ok(None);
+        }
+        if self.started {
+            std::mem::swap(&mut self.cur, &mut self.next);
+            self.cur_len = self.next_len;
+        } else {
+            self.cur_len = fill(&mut self.input, &mut self.cur)?;
+            self.started = true;
+        }
+        self.next_len = if self.cur_len == self.size {
+            fill(&mut self.input, &mut self.next)?
+        } else {
+            0
+        };
+        self.done = self.next_len == 0;
+        Ok(Some((&mut self.cur[..self.cur_len], self.done)))
+    }
+}
+
+impl<R> Drop for Records<R> {
+    fn drop(&mut self) {
+        self.cur.fill(0);
+        self.next.fill(0);
+    }
+}
+
 /// Encrypts the file at `path` (hashed first, then streamed) to `output`.
 pub fn encrypt_file(
     network: &PublicKey<Bls>,
@@ -127,34 +183,18 @@ pub fn encrypt(
     let key = LessSafeKey::new(
         UnboundKey::new(&AES_256_GCM, &data_key[..]).map_err(|_| EncryptError::Random)?,
     );
-    let size = CHUNK as usize;
-    let mut cur = vec![0u8; size];
-    let mut next = vec![0u8; size];
-    let mut cur_len = fill(input, &mut cur)?;
+    let mut records = Records::new(input, CHUNK as usize);
+    let mut sealed = Vec::with_capacity(CHUNK as usize + TAG);
     let mut i: u64 = 0;
-    let mut sealed = Vec::with_capacity(size + TAG);
-    loop {
-        // The last chunk is the one with nothing after it (it may be full, or empty).
-        let next_len = if cur_len == size {
-            fill(input, &mut next)?
-        } else {
-            0
-        };
-        let last = next_len == 0;
+    while let Some((plain, last)) = records.next_record()? {
         sealed.clear();
-        sealed.extend_from_slice(&cur[..cur_len]);
+        sealed.extend_from_slice(plain);
         key.seal_in_place_append_tag(nonce(i, last), Aad::from(aad), &mut sealed)
             .map_err(|_| EncryptError::Random)?;
         output.write_all(&sealed)?;
-        if last {
-            break;
-        }
-        std::mem::swap(&mut cur, &mut next);
-        cur_len = next_len;
         i += 1;
     }
-    cur.fill(0);
-    next.fill(0);
+    sealed.fill(0);
     output.flush()?;
     Ok(())
 }
@@ -178,40 +218,20 @@ pub fn decrypt(
     let data_key = Zeroizing::new(opened);
     let key =
         LessSafeKey::new(UnboundKey::new(&AES_256_GCM, &data_key).map_err(|_| DecryptError::Key)?);
-    let size = header.chunk as usize + TAG;
-    let mut cur = vec![0u8; size];
-    let mut next = vec![0u8; size];
-    let mut cur_len = fill(input, &mut cur)?;
+    let mut records = Records::new(input, header.chunk as usize + TAG);
     let mut h = Sha256::new();
     let mut i: u64 = 0;
-    loop {
-        let next_len = if cur_len == size {
-            fill(input, &mut next)?
-        } else {
-            0
-        };
-        let last = next_len == 0;
-        if cur_len < TAG {
+    while let Some((record, last)) = records.next_record()? {
+        if record.len() < TAG {
             return Err(DecryptError::Chunk(i));
         }
         let plain = key
-            .open_in_place(
-                nonce(i, last),
-                Aad::from(header.digest),
-                &mut cur[..cur_len],
-            )
+            .open_in_place(nonce(i, last), Aad::from(header.digest), record)
             .map_err(|_| DecryptError::Chunk(i))?;
         h.update(&*plain);
         output.write_all(plain)?;
-        if last {
-            break;
-        }
-        std::mem::swap(&mut cur, &mut next);
-        cur_len = next_len;
         i += 1;
     }
-    cur.fill(0);
-    next.fill(0);
     output.flush()?;
     if <[u8; 32]>::from(h.finalize()) != header.plaintext_sha256 {
         return Err(DecryptError::Hash);
