@@ -92,12 +92,13 @@ lint:
 cargo-test:
 	$(CARGO) test --workspace --locked
 
-## bench: snp-measure vs sev-snp-measure (time, peak memory); snp-verify vs ring and snpguest; DKG and signing (in process, and end to end over attested TLS)
+## bench: snp-measure vs sev-snp-measure (time, peak memory); snp-verify vs ring and snpguest; DKG and signing (in process, and end to end over attested TLS); decryption end to end; encryption of 1 GiB
 bench: test-deps
 	$(CARGO) bench --locked -p snp-measure --bench vs_reference
 	$(CARGO) bench --locked -p attestation-verifier --bench verify
 	$(CARGO) bench --locked -p keynet-threshold --bench threshold
 	$(CARGO) bench --locked -p keynode --bench threshold_network
+	$(CARGO) bench --locked -p keynet-encryption --bench throughput
 
 ## fuzz: coverage-guided fuzzing of the verifier's parsers, 60 s per target (FUZZ_SECONDS=N)
 fuzz:

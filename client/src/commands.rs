@@ -16,7 +16,7 @@ pub struct NetworkArgs {
     /// Network file: registry, authority, manifest, auth domain (`keynode dev-network` writes
     /// one as DIR/network.toml).
     #[arg(long, value_name = "FILE")]
-    network: PathBuf,
+    pub(crate) network: PathBuf,
 }
 
 /// `keynet status`.
@@ -97,7 +97,7 @@ pub enum PkpCommand {
     },
 }
 
-fn exit_code(e: &ClientError) -> u8 {
+pub(crate) fn exit_code(e: &ClientError) -> u8 {
     match e {
         ClientError::Usage(_) => 2,
         ClientError::NotEnoughNodes { .. } => 3,
@@ -105,20 +105,20 @@ fn exit_code(e: &ClientError) -> u8 {
     }
 }
 
-fn fail(e: ClientError) -> ExitCode {
+pub(crate) fn fail(e: ClientError) -> ExitCode {
     eprintln!("keynet: {e}");
     ExitCode::from(exit_code(&e))
 }
 
-fn runtime() -> Result<tokio::runtime::Runtime, ClientError> {
+pub(crate) fn runtime() -> Result<tokio::runtime::Runtime, ClientError> {
     tokio::runtime::Runtime::new().map_err(|e| ClientError::Failed(e.to_string()))
 }
 
-fn open(net: &NetworkArgs) -> Result<Network, ClientError> {
+pub(crate) fn open(net: &NetworkArgs) -> Result<Network, ClientError> {
     Network::open(&NetworkFile::load(&net.network)?)
 }
 
-fn read_key(path: &PathBuf) -> Result<SigningKey, ClientError> {
+pub(crate) fn read_key(path: &PathBuf) -> Result<SigningKey, ClientError> {
     let u = |e: String| ClientError::Usage(format!("{}: {e}", path.display()));
     let text = Zeroizing::new(std::fs::read_to_string(path).map_err(|e| u(e.to_string()))?);
     let bytes = Zeroizing::new(
@@ -132,7 +132,7 @@ fn address(s: &str, what: &str) -> Result<Address, ClientError> {
         .map_err(|e| ClientError::Usage(format!("{what} {s}: {e}")))
 }
 
-fn json_out(v: &impl serde::Serialize) {
+pub(crate) fn json_out(v: &impl serde::Serialize) {
     println!("{}", serde_json::to_string_pretty(v).unwrap_or_default());
 }
 

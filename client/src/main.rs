@@ -11,6 +11,7 @@ use clap::{Parser, Subcommand};
 use keynet::{AttestError, attest, trust_store};
 
 mod commands;
+mod conditional;
 
 const EXIT_CODES: &str = "\
 Exit codes:
@@ -59,6 +60,27 @@ enum Command {
     /// Derived keys ("programmable key pairs").
     #[command(subcommand)]
     Pkp(commands::PkpCommand),
+    /// Encrypt a file (of any size, streamed) so that only a requester meeting the
+    /// conditions can decrypt it. Offline with the network's BLS public key: the data key is
+    /// IBE-encrypted to the hash of the conditions and of the file; the file goes through
+    /// AES-256-GCM in authenticated chunks.
+    #[command(after_help = EXIT_CODES)]
+    Encrypt(conditional::EncryptArgs),
+    /// Decrypt a file: verifies each node, asks a threshold of them for decryption shares
+    /// (each checks the conditions for you at its own clock), verifies every share against
+    /// that node's public share (naming bad nodes), combines and verifies the key, then
+    /// decrypts. The output appears only once complete and matching the file's hash.
+    #[command(after_help = EXIT_CODES)]
+    Decrypt(conditional::DecryptArgs),
+    /// Have the network sign a message (e.g. a JWT's signing input) by threshold BLS, under
+    /// conditions every signing node checks for you. Signed bytes:
+    /// "keynet/bls-sign/v1\n" || sha256-hash of the canonical conditions || message.
+    #[command(name = "bls-sign", after_help = EXIT_CODES)]
+    BlsSign(conditional::BlsSignArgs),
+    /// Sign a statement (EIP-191) with a wallet key, for a requester to present to a
+    /// `signed_by` condition; prints the JSON `--present` takes.
+    #[command(after_help = EXIT_CODES)]
+    Present(conditional::PresentArgs),
 }
 
 fn policy(manifest: &Option<PathBuf>, measurement: &[String]) -> Result<Policy, AttestError> {
@@ -106,6 +128,10 @@ fn main() -> ExitCode {
         Command::Status(a) => return commands::status(a),
         Command::Sign(a) => return commands::sign(a),
         Command::Pkp(c) => return commands::pkp(c),
+        Command::Encrypt(a) => return conditional::encrypt(a),
+        Command::Decrypt(a) => return conditional::decrypt(a),
+        Command::BlsSign(a) => return conditional::bls_sign(a),
+        Command::Present(a) => return conditional::present_cmd(a),
     };
     let run = || -> Result<keynet::Attestation, AttestError> {
         let pem = match &trust_simulated {

@@ -35,6 +35,9 @@ use serde::{Deserialize, Serialize};
 use crate::attest::{check_fresh, client_config, trust_store};
 use crate::http::{Pool, send};
 
+mod bls;
+pub use bls::{BlsKeys, BlsOp, BlsShareAnswers, BlsSigned, Combined, present};
+
 /// Each node's answer to a request sent to all: endpoint, and ok or the node's error.
 pub type NodeAnswers = Vec<(String, Result<(), String>)>;
 
@@ -85,6 +88,9 @@ pub enum ClientError {
     /// Nodes returned shares that do not verify: named.
     #[error("invalid signature shares from {}", .0.join(", "))]
     BadShares(Vec<String>),
+    /// A file could not be decrypted (altered, or not this network's).
+    #[error(transparent)]
+    Decrypt(#[from] keynet_encryption::DecryptError),
     /// Anything else that went wrong while talking to the network.
     #[error("{0}")]
     Failed(String),
@@ -152,6 +158,9 @@ pub struct NodeStatus {
     pub group_key: Option<String>,
     #[serde(skip)]
     public_package: Option<String>,
+    /// The BLS public key and public shares it serves (`bls12_381_g2` of the handshake).
+    #[serde(skip)]
+    bls: Option<serde_json::Value>,
 }
 
 /// A connected network.
@@ -163,6 +172,10 @@ pub struct Network {
     timeout: Duration,
     /// The agreed public key package and the usable participants, from the last look.
     cache: std::sync::Mutex<Option<(PublicKeyPackage, Vec<Participant>)>>,
+    /// The agreed BLS keys and the usable participants, from the last look.
+    bls_cache: std::sync::Mutex<Option<(Arc<bls::BlsKeys>, Vec<Participant>)>>,
+    /// Where the next BLS request starts among the usable nodes (spreads the load).
+    rotate: std::sync::atomic::AtomicUsize,
 }
 
 fn now() -> u64 {
@@ -277,6 +290,8 @@ impl Network {
             links,
             timeout,
             cache: std::sync::Mutex::new(None),
+            bls_cache: std::sync::Mutex::new(None),
+            rotate: std::sync::atomic::AtomicUsize::new(0),
         })
     }
 
@@ -413,6 +428,7 @@ impl Network {
                 error: None,
                 group_key: None,
                 public_package: None,
+                bls: None,
             };
             match self.call(l, "POST", "/v1/handshake", b"{}".to_vec()).await {
                 Ok((200, body)) => {
@@ -422,6 +438,8 @@ impl Network {
                     let f = &v["public_keys"]["frost_secp256k1"];
                     s.group_key = f["group_key"].as_str().map(str::to_owned);
                     s.public_package = f["public_key_package"].as_str().map(str::to_owned);
+                    s.bls =
+                        Some(v["public_keys"]["bls12_381_g2"].clone()).filter(|b| b.is_object());
                     if s.group_key.is_none() {
                         s.error = Some(format!(
                             "holds no network keys (DKG {})",

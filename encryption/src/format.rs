@@ -5,6 +5,7 @@ use std::io::Read;
 use keynet_conditions::Conditions;
 use sha2::{Digest, Sha256};
 
+use crate::domain::identity;
 use crate::stream::DecryptError;
 
 /// File magic.
@@ -13,17 +14,6 @@ pub const MAGIC: &[u8; 11] = b"KEYNET-ENC\n";
 pub const VERSION: u8 = 1;
 /// Largest conditions document or key ciphertext in a header.
 const MAX_FIELD: u32 = 1 << 20;
-/// Domain of the identity hash.
-const IDENTITY_DOMAIN: &[u8] = b"keynet/ibe-identity/v1\n";
-
-/// The identity a file is encrypted to: conditions and plaintext, hashed together.
-pub fn identity(conditions: &Conditions, plaintext_sha256: &[u8; 32]) -> [u8; 32] {
-    let mut h = Sha256::new();
-    h.update(IDENTITY_DOMAIN);
-    h.update(conditions.hash());
-    h.update(plaintext_sha256);
-    h.finalize().into()
-}
 
 /// A parsed header.
 #[derive(Clone, Debug)]

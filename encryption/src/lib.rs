@@ -9,6 +9,9 @@
 //! body      = the plaintext in 64 KiB chunks, each AES-256-GCM under the data key
 //! ```
 //!
+//! The same key signs statements under conditions ([`signed_message`]); those messages are
+//! longer than an identity, so a signed statement never opens a file.
+//!
 //! The file format, version 1 (integers big-endian):
 //!
 //! ```text
@@ -28,10 +31,12 @@
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
+mod domain;
 mod format;
 mod stream;
 
-pub use format::{Header, MAGIC, VERSION, identity};
+pub use domain::{SIGN_DOMAIN, identity, signed_message};
+pub use format::{Header, MAGIC, VERSION};
 pub use stream::{CHUNK, DecryptError, EncryptError, decrypt, encrypt, encrypt_file};
 
 /// The BLS flavour of the network key: public key in G2, signatures (and decryption keys)

@@ -11,7 +11,8 @@ use sha2::{Digest, Sha256};
 use zeroize::Zeroizing;
 
 use crate::Bls;
-use crate::format::{Header, identity};
+use crate::domain::identity;
+use crate::format::Header;
 
 /// Plaintext bytes per chunk.
 pub const CHUNK: u32 = 64 * 1024;

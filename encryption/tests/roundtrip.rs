@@ -178,3 +178,36 @@ fn malformed_headers_are_errors() {
     huge[12..16].copy_from_slice(&u32::MAX.to_be_bytes());
     assert!(Header::read(&mut huge.as_slice()).is_err());
 }
+
+#[test]
+fn the_same_conditions_written_differently_give_one_identity_and_any_change_another() {
+    let a = r#"{"version":1,"condition":{"all":[{"time_before":2000000000},{"address_in":["0x52908400098527886E0F7030069857D2E4169EE7","0x8617E340B3D01FA5F11F306F4090FD50E238070D"]}]}}"#;
+    let b = r#"{ "condition" : { "all" : [ { "address_in" : [ "0x8617e340b3d01fa5f11f306f4090fd50e238070d",
+        "0x52908400098527886e0f7030069857d2e4169ee7" ] },
+        { "time_before" : 2000000000 } ] }, "version" : 1 }"#;
+    let parse = |s: &str| Conditions::parse(s.as_bytes()).unwrap_or_else(|e| panic!("{e}"));
+    let h = [9u8; 32];
+    assert_eq!(identity(&parse(a), &h), identity(&parse(b), &h));
+    for changed in [
+        a.replace("2000000000", "2000000001"),
+        a.replace("time_before", "time_after"),
+        a.replace("\"all\"", "\"any\""),
+        a.replace(
+            "0x8617E340B3D01FA5F11F306F4090FD50E238070D",
+            "0x8617E340B3D01FA5F11F306F4090FD50E238070C",
+        ),
+    ] {
+        let c = match Conditions::parse(changed.as_bytes()) {
+            Ok(c) => c,
+            // A checksum broken by the edit is refused, which also changes nothing silently.
+            Err(e) => {
+                assert!(e.to_string().contains("address"), "{e}");
+                continue;
+            }
+        };
+        assert_ne!(identity(&c, &h), identity(&parse(a), &h), "{changed}");
+    }
+    let mut other = h;
+    other[0] ^= 1;
+    assert_ne!(identity(&parse(a), &h), identity(&parse(a), &other));
+}

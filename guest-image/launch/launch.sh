@@ -44,7 +44,7 @@ Options:
   --file NAME=PATH    extra host input, passed as fw_cfg opt/keynet/NAME; the guest sees
                       it as /run/keynet/host/NAME (repeatable). NAME: [A-Za-z0-9._-],
                       1-$MAX_NAME characters (QEMU's fw_cfg name limit), not 'config';
-                      files at most 4 MiB. E.g. manifest.json=measurements/published/0.2.0.json
+                      files at most 4 MiB. E.g. manifest.json=measurements/published/0.3.0.json
   --vcpus N           vCPU count: ${VCPU_COUNTS[*]} (default 4)
   --vcpu-type T       vCPU type: ${VCPU_TYPES[*]} (default EPYC-Milan)
   --memory MIB        guest memory in MiB (default 2048, at least 512)
@@ -75,8 +75,8 @@ Exit codes:
      no /dev/sev, SNP disabled in kvm_amd); only checked with --run
 
 Examples:
-  $PROG --config node.toml --file manifest.json=measurements/published/0.2.0.json
-  $PROG --config node.toml --file manifest.json=measurements/published/0.2.0.json \\
+  $PROG --config node.toml --file manifest.json=measurements/published/0.3.0.json
+  $PROG --config node.toml --file manifest.json=measurements/published/0.3.0.json \\
       --vcpus 8 --vcpu-type EPYC-Genoa --port 7000 --run
 EOF
 }

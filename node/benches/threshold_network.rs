@@ -1,25 +1,32 @@
-//! End-to-end threshold signing on loopback: `keynode` processes (release build, simulated
-//! platform) with mutual attested TLS between them, and the client library doing what
-//! `keynet sign` does (authorisation, a request to t nodes, aggregation with cheater
-//! detection, RFC 9591 verification).
+//! End-to-end threshold operations on loopback: `keynode` processes (release build,
+//! simulated platform) with mutual attested TLS between them, and the client library doing
+//! what `keynet sign` does (authorisation, a request to t nodes, aggregation with cheater
+//! detection, RFC 9591 verification) and what `keynet decrypt` does (authorisation and
+//! conditions checked by t nodes, each BLS share verified, combined, verified, file opened).
 //!
 //! For n = 4, 7 and 10 (t = ceil(2n/3)) it prints: DKG time (FROST and BLS together, as the
-//! slowest node measured it, from its start to its sealed keys), signing latency p50/p99
-//! over sequential signings, and signings per second with several in flight.
+//! slowest node measured it, from its start to its sealed keys), signing and decryption
+//! latency p50/p99 over sequential operations, and operations per second with several in
+//! flight.
 //!
 //! `cargo bench -p keynode --bench threshold_network` (`KEYNET_BENCH_SIGNINGS=N` sets the
 //! number of sequential signings, default 300; throughput runs 4x that).
 
+use std::future::Future;
 use std::path::PathBuf;
+use std::pin::Pin;
 use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
 use k256::ecdsa::SigningKey;
-use keynet::network::{Network, NetworkFile};
+use keynet::network::{ClientError, Network, NetworkFile};
+use keynet_conditions::Conditions;
+use keynet_encryption::Header;
 use keynet_protocol::registry::address_of;
 use keynet_protocol::request::KeyRef;
+use sha2::{Digest, Sha256};
 
 struct Cluster {
     _dir: tempfile::TempDir,
@@ -87,12 +94,55 @@ struct Row {
     n: usize,
     t: usize,
     dkg_ms: u64,
+    sign: Figures,
+    decrypt: Figures,
+}
+
+/// Latency percentiles (ms) of sequential operations and the rate with 8 in flight.
+struct Figures {
     p50: f64,
     p99: f64,
     per_second: f64,
 }
 
-async fn measure(n: usize, signings: usize) -> Result<Row> {
+type Op = Arc<
+    dyn Fn(usize) -> Pin<Box<dyn Future<Output = Result<(), ClientError>> + Send>> + Send + Sync,
+>;
+
+/// `count` sequential calls of `op` for latency, then `4 * count` with 8 in flight.
+async fn figures(op: Op, count: usize) -> Result<Figures> {
+    op(usize::MAX).await?; // warm: connections verified, keys fetched
+    let mut lat = Vec::with_capacity(count);
+    for i in 0..count {
+        let t0 = Instant::now();
+        op(i).await?;
+        lat.push(t0.elapsed().as_secs_f64() * 1e3);
+    }
+    lat.sort_by(|a, b| a.total_cmp(b));
+    let total = count * 4;
+    let in_flight = 8;
+    let t0 = Instant::now();
+    let mut tasks = Vec::new();
+    for w in 0..in_flight {
+        let op = op.clone();
+        tasks.push(tokio::spawn(async move {
+            for i in (w..total).step_by(in_flight) {
+                op(count + i).await?;
+            }
+            Ok::<(), ClientError>(())
+        }));
+    }
+    for t in tasks {
+        t.await??;
+    }
+    Ok(Figures {
+        p50: percentile(&lat, 0.5),
+        p99: percentile(&lat, 0.99),
+        per_second: total as f64 / t0.elapsed().as_secs_f64(),
+    })
+}
+
+async fn measure(n: usize, count: usize) -> Result<Row> {
     let cluster = start(n)?;
     let net = Network::open(&NetworkFile::load(&cluster.network_file)?)?;
     // Wait for every node's DKG, then read how long it took at each.
@@ -123,47 +173,61 @@ async fn measure(n: usize, signings: usize) -> Result<Row> {
         name: "bench".into(),
     };
     let t = net.threshold();
-    // Warm: connections open and verified, public keys fetched.
-    net.sign(&user, &key, [0; 32], None).await?;
-    let mut lat = Vec::with_capacity(signings);
-    for i in 0..signings {
-        let mut msg = [0u8; 32];
-        msg[..8].copy_from_slice(&(i as u64).to_be_bytes());
-        let t0 = Instant::now();
-        net.sign(&user, &key, msg, None).await?;
-        lat.push(t0.elapsed().as_secs_f64() * 1e3);
-    }
-    lat.sort_by(|a, b| a.total_cmp(b));
-    // Throughput: 8 signings in flight.
     let net = Arc::new(net);
-    let total = signings * 4;
-    let in_flight = 8;
-    let t0 = Instant::now();
-    let mut tasks = Vec::new();
-    for w in 0..in_flight {
-        let net = net.clone();
-        let user = user.clone();
-        let key = key.clone();
-        tasks.push(tokio::spawn(async move {
-            for i in (w..total).step_by(in_flight) {
-                let mut msg = [1u8; 32];
+
+    let sign: Op = {
+        let (net, user) = (net.clone(), user.clone());
+        Arc::new(move |i| {
+            let (net, user, key) = (net.clone(), user.clone(), key.clone());
+            Box::pin(async move {
+                let mut msg = [0u8; 32];
                 msg[..8].copy_from_slice(&(i as u64).to_be_bytes());
-                net.sign(&user, &key, msg, None).await?;
-            }
-            Ok::<(), keynet::network::ClientError>(())
-        }));
-    }
-    for t in tasks {
-        t.await??;
-    }
-    let per_second = total as f64 / t0.elapsed().as_secs_f64();
+                net.sign(&user, &key, msg, None).await.map(|_| ())
+            })
+        })
+    };
+    let sign = figures(sign, count).await?;
+
+    // A 1 KiB file for the user's address, decrypted end to end: header read, shares from
+    // a threshold of nodes (each checks the authorisation and conditions), every share
+    // verified, combined, verified, the data key opened and the file decrypted.
+    let conditions = Conditions::parse(
+        format!(
+            r#"{{"version":1,"condition":{{"all":[{{"address_is":"{}"}},{{"time_before":{}}}]}}}}"#,
+            address_of(user.verifying_key()).to_checksum(),
+            253_402_300_000u64
+        )
+        .as_bytes(),
+    )?;
+    let plain = vec![7u8; 1024];
+    let digest: [u8; 32] = Sha256::digest(&plain).into();
+    let mut file = Vec::new();
+    keynet_encryption::encrypt(
+        &net.bls_public_key().await?,
+        &conditions,
+        &digest,
+        &mut plain.as_slice(),
+        &mut file,
+    )?;
+    let file = Arc::new(file);
+    let decrypt: Op = Arc::new(move |_| {
+        let (net, user, file) = (net.clone(), user.clone(), file.clone());
+        Box::pin(async move {
+            let mut input = file.as_slice();
+            let header = Header::read(&mut input)?;
+            let mut out = Vec::with_capacity(1024);
+            net.decrypt(&user, &header, &[], &mut input, &mut out)
+                .await
+                .map(|_| ())
+        })
+    });
+    let decrypt = figures(decrypt, count).await?;
     Ok(Row {
         n,
         t,
         dkg_ms,
-        p50: percentile(&lat, 0.5),
-        p99: percentile(&lat, 0.99),
-        per_second,
+        sign,
+        decrypt,
     })
 }
 
@@ -179,19 +243,37 @@ fn main() -> Result<()> {
         std::thread::available_parallelism().map_or(0, |n| n.get())
     );
     println!(
-        "{signings} sequential signings for latency, {} with 8 in flight for throughput",
+        "{signings} sequential operations of each kind for latency, {} with 8 in flight for \
+         throughput; decryption is of a 1 KiB file, end to end",
         signings * 4
     );
     println!(
-        "{:>3} {:>3} {:>10} {:>12} {:>12} {:>12}",
-        "n", "t", "DKG ms", "sign p50 ms", "sign p99 ms", "signings/s"
+        "{:>3} {:>3} {:>8} {:>9} {:>9} {:>10} {:>10} {:>10} {:>12}",
+        "n",
+        "t",
+        "DKG ms",
+        "sign p50",
+        "sign p99",
+        "signings/s",
+        "decr p50",
+        "decr p99",
+        "decryptions/s"
     );
     for n in [4, 7, 10] {
         let r = rt.block_on(measure(n, signings))?;
         println!(
-            "{:>3} {:>3} {:>10} {:>12.2} {:>12.2} {:>12.0}",
-            r.n, r.t, r.dkg_ms, r.p50, r.p99, r.per_second
+            "{:>3} {:>3} {:>8} {:>9.2} {:>9.2} {:>10.0} {:>10.2} {:>10.2} {:>12.0}",
+            r.n,
+            r.t,
+            r.dkg_ms,
+            r.sign.p50,
+            r.sign.p99,
+            r.sign.per_second,
+            r.decrypt.p50,
+            r.decrypt.p99,
+            r.decrypt.per_second
         );
     }
+    println!("(latencies in ms)");
     Ok(())
 }

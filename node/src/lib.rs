@@ -1,7 +1,9 @@
 //! keynode as a library: configuration, evidence providers, the node's identity, attested
-//! TLS, the HTTPS API, the network's DKG, sealed keys and threshold signing.
+//! TLS, the HTTPS API, the network's DKG, sealed keys, threshold signing, and BLS shares
+//! under access-control conditions.
 #![forbid(unsafe_code)]
 
+pub mod bls;
 pub mod config;
 pub mod devnet;
 pub mod dkg;

@@ -189,6 +189,7 @@ pub async fn start(c: Config) -> Result<Running> {
         keys: RwLock::new(None),
         dkg: DkgRunner::new(Duration::from_secs(th.dkg_round_timeout_seconds)),
         signing: SignService::new(Duration::from_millis(th.signing_wait_ms)),
+        bls: Default::default(),
         pkp,
     });
     if let Some(k) = keys {

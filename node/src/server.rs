@@ -17,6 +17,7 @@ use keynet_protocol::registry::NodeEntry;
 use keynet_protocol::request::{Authorised, PermissionsRequest};
 use keynet_store::Store;
 
+use crate::bls::BlsCounters;
 use crate::dkg::{DkgRefusal, DkgRunner, PeerDkg};
 use crate::keys::NetworkKeys;
 use crate::peer::Peers;
@@ -64,6 +65,8 @@ pub struct NodeState {
     pub dkg: DkgRunner,
     /// Signing sessions.
     pub signing: SignService,
+    /// Counters of the conditional BLS operations.
+    pub bls: BlsCounters,
     /// Checks users' authorisations (and remembers their nonces).
     pub auth: AuthVerifier,
     /// Who may sign with each derived key.
@@ -86,6 +89,42 @@ impl NodeState {
         }
     }
 
+    /// The network keys in force for a request naming `network`: 503 while there are none
+    /// or while they belong to another registry epoch (participant numbers come from the
+    /// registry; a new epoch has its own DKG), 400 for another network.
+    pub fn keys_for(&self, network: &str) -> Result<Arc<NetworkKeys>, ApiError> {
+        let keys = self.keys().ok_or_else(|| {
+            ApiError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "no_keys",
+                format!(
+                    "this node holds no network keys yet (DKG {})",
+                    self.dkg.status().state
+                ),
+            )
+        })?;
+        let epoch = self.registry.read().map(|r| r.epoch).unwrap_or(0);
+        if keys.epoch != epoch {
+            return Err(ApiError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "keys_stale",
+                format!(
+                    "this node's keys are for epoch {}, the registry is at epoch {epoch} (DKG {})",
+                    keys.epoch,
+                    self.dkg.status().state
+                ),
+            ));
+        }
+        if network != keys.network {
+            return Err(ApiError::new(
+                StatusCode::BAD_REQUEST,
+                "wrong_network",
+                format!("this node serves {}, not {network}", keys.network),
+            ));
+        }
+        Ok(keys)
+    }
+
     /// The registry's nodes and threshold.
     pub fn members(&self) -> Result<(Vec<NodeEntry>, u16), ApiError> {
         let reg = self.registry.read().map_err(|_| {
@@ -102,12 +141,13 @@ impl NodeState {
     }
 }
 
-/// An API error: HTTP status, stable code, message.
+/// An API error: HTTP status, stable code, message, and optional structured detail.
 #[derive(Debug)]
 pub struct ApiError {
     status: StatusCode,
     code: &'static str,
     message: String,
+    detail: Option<(&'static str, serde_json::Value)>,
 }
 
 impl ApiError {
@@ -117,13 +157,24 @@ impl ApiError {
             status,
             code,
             message: message.into(),
+            detail: None,
         }
+    }
+
+    /// Adds a structured field `key` to the JSON error (e.g. which condition failed).
+    pub fn with(mut self, key: &'static str, value: serde_json::Value) -> Self {
+        self.detail = Some((key, value));
+        self
     }
 }
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        error(self.status, self.code, self.message)
+        let mut body = json!({ "code": self.code, "message": self.message });
+        if let (Some((k, v)), Some(o)) = (self.detail, body.as_object_mut()) {
+            o.insert(k.to_owned(), v);
+        }
+        (self.status, Json(body)).into_response()
     }
 }
 
@@ -169,6 +220,7 @@ async fn health(State(s): State<Arc<NodeState>>) -> Response {
             "shares_issued": s.signing.shares_issued.load(Ordering::Relaxed),
             "dropped_unverified": s.signing.dropped_unverified.load(Ordering::Relaxed),
         },
+        "bls": s.bls.json(),
     });
     if let (Some(o), Some(p)) = (v.as_object_mut(), platform_fields(&s).as_object()) {
         o.extend(p.clone());
@@ -271,6 +323,20 @@ async fn not_found() -> Response {
 
 async fn sign(State(s): State<Arc<NodeState>>, body: Bytes) -> Response {
     match crate::sign::sign(&s, &body).await {
+        Ok(r) => Json(r).into_response(),
+        Err(e) => e.into_response(),
+    }
+}
+
+async fn decrypt_share(State(s): State<Arc<NodeState>>, body: Bytes) -> Response {
+    match crate::bls::decrypt_share(&s, &body) {
+        Ok(r) => Json(r).into_response(),
+        Err(e) => e.into_response(),
+    }
+}
+
+async fn bls_sign(State(s): State<Arc<NodeState>>, body: Bytes) -> Response {
+    match crate::bls::bls_sign(&s, &body) {
         Ok(r) => Json(r).into_response(),
         Err(e) => e.into_response(),
     }
@@ -389,6 +455,8 @@ fn router(state: Arc<NodeState>) -> Router {
         .route("/v1/handshake", post(handshake))
         .route("/v1/sign", post(sign))
         .route("/v1/pkp/permissions", post(permissions))
+        .route("/v1/decrypt-share", post(decrypt_share))
+        .route("/v1/bls-sign", post(bls_sign))
         .route(crate::dkg::ROUTE, post(peer_dkg))
         .route(crate::sign::PEER_ROUTE, post(peer_commitments))
         .fallback(not_found)

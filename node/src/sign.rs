@@ -144,40 +144,8 @@ pub async fn sign(state: &Arc<NodeState>, body: &[u8]) -> Result<ShareResponse, 
     req.request
         .validate()
         .map_err(|e| bad("bad_request", e.to_string()))?;
-    let keys = state.keys().ok_or_else(|| {
-        ApiError::new(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "no_keys",
-            format!(
-                "this node holds no network keys yet (DKG {})",
-                state.dkg.status().state
-            ),
-        )
-    })?;
+    let keys = state.keys_for(&req.request.network)?;
     let (members, threshold) = state.members()?;
-    let epoch = state.registry.read().map(|r| r.epoch).unwrap_or(0);
-    if keys.epoch != epoch {
-        // Participant numbers come from the registry; keys of another epoch number them
-        // differently. A new epoch has its own DKG.
-        return Err(ApiError::new(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "keys_stale",
-            format!(
-                "this node's keys are for epoch {}, the registry is at epoch {epoch} (DKG {})",
-                keys.epoch,
-                state.dkg.status().state
-            ),
-        ));
-    }
-    if req.request.network != keys.network {
-        return Err(bad(
-            "wrong_network",
-            format!(
-                "this node serves {}, not {}",
-                keys.network, req.request.network
-            ),
-        ));
-    }
     let participants = indices(&members, &req.request.participants)?;
     if participants.len() < usize::from(threshold) {
         return Err(bad(

@@ -9,12 +9,11 @@
 //! - Every signature is checked with the RFC 9591 equation written independently of the
 //!   signing library (`keynet_threshold::schnorr`).
 
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 use k256::ecdsa::SigningKey;
-use keynet::network::{ClientError, Network, NetworkFile};
+use keynet::network::{ClientError, Network};
 use keynet_protocol::auth::{AuthMessage, SignedAuth};
 use keynet_protocol::registry::{address_of, eip191_sign};
 use keynet_protocol::request::{Authorised, Bytes32, KeyRef, PermissionsRequest, SignRequest};
@@ -22,126 +21,7 @@ use keynet_threshold::derive::derive_public_package;
 use keynet_threshold::frost::round2::SignatureShare;
 
 mod common;
-use common::free_ports;
-
-/// A dev network whose nodes run as processes; dropped, it stops them.
-struct Cluster {
-    dir: tempfile::TempDir,
-    n: usize,
-    nodes: Vec<Option<Child>>,
-}
-
-impl Cluster {
-    /// Writes a dev network of `n` nodes (signing waits `wait_ms` for peers) and starts it.
-    fn start(n: usize, wait_ms: u64) -> Cluster {
-        let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
-        let base = free_ports(n as u16);
-        let net = keynode::devnet::create(n, dir.path(), base, 2048, None)
-            .unwrap_or_else(|e| panic!("{e:#}"));
-        for c in &net.configs {
-            let text = std::fs::read_to_string(c).unwrap_or_default();
-            let text = text.replace(
-                "[threshold]\n",
-                &format!("[threshold]\nsigning_wait_ms = {wait_ms}\n"),
-            );
-            std::fs::write(c, text).unwrap_or_else(|e| panic!("{e}"));
-        }
-        let mut cluster = Cluster {
-            dir,
-            n,
-            nodes: (0..n).map(|_| None).collect(),
-        };
-        for i in 0..n {
-            cluster.start_node(i);
-        }
-        cluster
-    }
-
-    fn path(&self, p: &str) -> PathBuf {
-        self.dir.path().join(p)
-    }
-
-    fn config(&self, i: usize) -> PathBuf {
-        self.path(&format!("node-{i}/keynode.toml"))
-    }
-
-    fn start_node(&mut self, i: usize) {
-        let log = std::fs::File::create(self.path(&format!("node-{i}.log")))
-            .unwrap_or_else(|e| panic!("{e}"));
-        let child = Command::new(env!("CARGO_BIN_EXE_keynode"))
-            .args(["run", "--config"])
-            .arg(self.config(i))
-            .env("RUST_LOG", "info")
-            .env("NO_COLOR", "1")
-            .stdout(Stdio::null())
-            .stderr(log)
-            .spawn()
-            .unwrap_or_else(|e| panic!("{e}"));
-        self.nodes[i] = Some(child);
-    }
-
-    fn stop_node(&mut self, i: usize) {
-        if let Some(mut c) = self.nodes[i].take() {
-            let _ = c.kill();
-            let _ = c.wait();
-        }
-    }
-
-    fn log(&self, i: usize) -> String {
-        std::fs::read_to_string(self.path(&format!("node-{i}.log"))).unwrap_or_default()
-    }
-
-    /// A fresh client (no kept-alive connections).
-    fn network(&self) -> Network {
-        let f = NetworkFile::load(&self.path("network.toml")).unwrap_or_else(|e| panic!("{e}"));
-        Network::open(&f).unwrap_or_else(|e| panic!("{e}"))
-    }
-
-    fn user(&self) -> SigningKey {
-        key_file(&self.path("user.key"))
-    }
-
-    /// Waits until every running node reports a finished DKG.
-    async fn wait_dkg(&self) {
-        let deadline = Instant::now() + Duration::from_secs(120);
-        loop {
-            let st = self.network().status().await;
-            let running = self.nodes.iter().filter(|c| c.is_some()).count();
-            if st.iter().filter(|s| s.error.is_none()).count() == running && running == self.n {
-                return;
-            }
-            if Instant::now() > deadline {
-                for i in 0..self.n {
-                    eprintln!("--- node {i}\n{}", self.log(i));
-                }
-                panic!("DKG did not finish: {st:?}");
-            }
-            tokio::time::sleep(Duration::from_millis(200)).await;
-        }
-    }
-}
-
-impl Drop for Cluster {
-    fn drop(&mut self) {
-        for i in 0..self.n {
-            self.stop_node(i);
-        }
-    }
-}
-
-fn key_file(p: &Path) -> SigningKey {
-    let text = std::fs::read_to_string(p).unwrap_or_default();
-    let bytes = hex::decode(text.trim()).unwrap_or_else(|e| panic!("{e}"));
-    SigningKey::from_slice(&bytes).unwrap_or_else(|e| panic!("{e}"))
-}
-
-fn rt() -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .unwrap_or_else(|e| panic!("{e}"))
-}
+use common::cluster::{Cluster, key_file, rt};
 
 fn key(user: &SigningKey, name: &str) -> KeyRef {
     KeyRef {
@@ -276,7 +156,7 @@ fn stopped_nodes_restarts_and_sealed_state() {
     assert!(
         !s.participants
             .iter()
-            .any(|p| p.ends_with(&cluster_port(&cluster, 0)))
+            .any(|p| p.ends_with(&cluster.endpoint(0)))
     );
     // One more: a clear error naming the unreachable nodes, exit code class 3.
     cluster.stop_node(1);
@@ -284,8 +164,8 @@ fn stopped_nodes_restarts_and_sealed_state() {
         Err(e @ ClientError::NotEnoughNodes { .. }) => {
             let text = e.to_string();
             assert!(text.contains("only 2 of 4"), "{text}");
-            assert!(text.contains(&cluster_port(&cluster, 0)), "{text}");
-            assert!(text.contains(&cluster_port(&cluster, 1)), "{text}");
+            assert!(text.contains(&cluster.endpoint(0)), "{text}");
+            assert!(text.contains(&cluster.endpoint(1)), "{text}");
         }
         other => panic!(
             "expected NotEnoughNodes, got {:?}",
@@ -361,14 +241,6 @@ fn refuses_its_sealed_keys(cluster: &Cluster, i: usize) {
     assert!(err.contains("reading the sealed network keys"), "{err}");
 }
 
-fn cluster_port(c: &Cluster, i: usize) -> String {
-    let text = std::fs::read_to_string(c.config(i)).unwrap_or_default();
-    text.lines()
-        .find_map(|l| l.strip_prefix("endpoint = \""))
-        .map(|e| e.trim_end_matches('"').to_owned())
-        .unwrap_or_default()
-}
-
 #[test]
 fn bad_shares_unverified_requests_and_auth() {
     let cluster = Cluster::start(4, 1500);
@@ -398,7 +270,7 @@ fn bad_shares_unverified_requests_and_auth() {
         }
         match net.combine(&public, &shares) {
             Err(ClientError::BadShares(who)) => {
-                assert_eq!(who, vec![cluster_port(&cluster, 1)], "{who:?}")
+                assert_eq!(who, vec![cluster.endpoint(1)], "{who:?}")
             }
             other => panic!("expected the bad share named, got {other:?}"),
         }
@@ -412,7 +284,7 @@ fn bad_shares_unverified_requests_and_auth() {
         for (p, a) in answers {
             let e = a.err().unwrap_or_default();
             assert!(e.contains("peers_timeout"), "node {p}: {e}");
-            assert!(e.contains(&cluster_port(&cluster, 2)), "node {p}: {e}");
+            assert!(e.contains(&cluster.endpoint(2)), "node {p}: {e}");
         }
         tokio::time::sleep(Duration::from_millis(1700)).await;
         let (_, body) = net

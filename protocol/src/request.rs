@@ -237,3 +237,165 @@ impl Authorised<SignRequest> {
         Self::id_of(&self.request.digest(), &self.auth)
     }
 }
+
+/// Longest conditions document a request may carry, bytes.
+pub const MAX_CONDITIONS: usize = 64 * 1024;
+/// Longest message a BLS signing request may carry, bytes.
+pub const MAX_BLS_MESSAGE: usize = 64 * 1024;
+/// Most signatures a request may present for `signed_by` conditions.
+pub const MAX_PRESENTED: usize = 16;
+/// Longest presented statement, bytes.
+pub const MAX_STATEMENT: usize = 1024;
+
+/// A signature the requester presents for a `signed_by` condition: `address` signed
+/// `statement` (EIP-191 personal message).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PresentedSignature {
+    /// The signer.
+    pub address: Address,
+    /// What it signed.
+    pub statement: String,
+    /// `0x` + 130 hex digits: `r || s || v`.
+    pub signature: String,
+}
+
+impl PresentedSignature {
+    /// The 65 signature bytes.
+    pub fn signature_bytes(&self) -> Result<[u8; 65], RequestError> {
+        let mut out = [0u8; 65];
+        let digits = self.signature.strip_prefix("0x").ok_or_else(|| {
+            bad(
+                "presented.signature",
+                "expected 0x followed by 130 hex digits",
+            )
+        })?;
+        hex::decode_to_slice(digits, &mut out).map_err(|e| {
+            bad(
+                "presented.signature",
+                format!("expected 130 hex digits: {e}"),
+            )
+        })?;
+        Ok(out)
+    }
+}
+
+fn validate_conditional(
+    conditions: &str,
+    presented: &[PresentedSignature],
+) -> Result<(), RequestError> {
+    if conditions.is_empty() || conditions.len() > MAX_CONDITIONS {
+        return Err(bad(
+            "conditions",
+            format!("must be 1 to {MAX_CONDITIONS} bytes"),
+        ));
+    }
+    if presented.len() > MAX_PRESENTED {
+        return Err(bad(
+            "presented",
+            format!("at most {MAX_PRESENTED} signatures"),
+        ));
+    }
+    for p in presented {
+        if p.statement.len() > MAX_STATEMENT {
+            return Err(bad(
+                "presented.statement",
+                format!("at most {MAX_STATEMENT} bytes"),
+            ));
+        }
+        p.signature_bytes()?;
+    }
+    Ok(())
+}
+
+fn hash_conditional(
+    h: &mut Sha256,
+    network: &str,
+    conditions: &str,
+    presented: &[PresentedSignature],
+) {
+    lp(h, network.as_bytes());
+    lp(h, conditions.as_bytes());
+    h.update((presented.len() as u64).to_be_bytes());
+    for p in presented {
+        h.update(p.address.as_bytes());
+        lp(h, p.statement.as_bytes());
+        lp(h, p.signature.to_ascii_lowercase().as_bytes());
+    }
+}
+
+/// A decryption share for a file encrypted under `conditions`: the node checks the user's
+/// authorisation, evaluates the conditions for the user at its own clock and, if they hold,
+/// signs the file's identity with its BLS key share.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DecryptRequest {
+    /// The network id.
+    pub network: String,
+    /// The conditions document (JSON text, as in the file's header).
+    pub conditions: String,
+    /// The sha256 of the plaintext (from the file's header).
+    pub plaintext_sha256: Bytes32,
+    /// Signatures for `signed_by` conditions.
+    #[serde(default)]
+    pub presented: Vec<PresentedSignature>,
+}
+
+impl DecryptRequest {
+    /// Checks every field that can be checked without parsing the conditions.
+    pub fn validate(&self) -> Result<(), RequestError> {
+        validate_conditional(&self.conditions, &self.presented)
+    }
+
+    /// The digest the user's authorisation names: every field, the conditions as the exact
+    /// text sent (the node evaluates and hashes what it parses from that text).
+    pub fn digest(&self) -> [u8; 32] {
+        let mut h = Sha256::new();
+        h.update(b"keynet/decrypt-share/v1");
+        hash_conditional(&mut h, &self.network, &self.conditions, &self.presented);
+        h.update(self.plaintext_sha256.0);
+        h.finalize().into()
+    }
+}
+
+/// A threshold BLS signature share over `message` under `conditions` (for example a JWT
+/// granting access to something): the node signs only if the conditions hold for the user.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BlsSignRequest {
+    /// The network id.
+    pub network: String,
+    /// The conditions document (JSON text).
+    pub conditions: String,
+    /// The message, hex (at most [`MAX_BLS_MESSAGE`] bytes).
+    pub message: String,
+    /// Signatures for `signed_by` conditions.
+    #[serde(default)]
+    pub presented: Vec<PresentedSignature>,
+}
+
+impl BlsSignRequest {
+    /// The message bytes.
+    pub fn message_bytes(&self) -> Result<Vec<u8>, RequestError> {
+        let b = hex::decode(&self.message).map_err(|e| bad("message", format!("hex: {e}")))?;
+        if b.len() > MAX_BLS_MESSAGE {
+            return Err(bad("message", format!("at most {MAX_BLS_MESSAGE} bytes")));
+        }
+        Ok(b)
+    }
+
+    /// Checks every field that can be checked without parsing the conditions.
+    pub fn validate(&self) -> Result<(), RequestError> {
+        self.message_bytes()?;
+        validate_conditional(&self.conditions, &self.presented)
+    }
+
+    /// The digest the user's authorisation names.
+    pub fn digest(&self) -> [u8; 32] {
+        let mut h = Sha256::new();
+        h.update(b"keynet/bls-sign/v1");
+        hash_conditional(&mut h, &self.network, &self.conditions, &self.presented);
+        lp(&mut h, self.message.to_ascii_lowercase().as_bytes());
+        h.finalize().into()
+    }
+}

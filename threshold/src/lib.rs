@@ -11,6 +11,7 @@
 #![deny(missing_docs)]
 
 pub mod aggregate;
+pub mod bls_batch;
 pub mod bls_dkg;
 pub mod derive;
 pub mod dkg;

@@ -5,7 +5,9 @@
 
 use std::collections::BTreeMap;
 
-use blsful::{PublicKey, SecretKeyShare};
+use blsful::{
+    InnerPointShareG2, PublicKey, PublicKeyShare, SecretKeyShare, SignatureSchemes, SignatureShare,
+};
 use blstrs_plus::{G2Affine, G2Projective, Scalar};
 use frost_secp256k1::keys::dkg::{round1, round2};
 
@@ -211,4 +213,34 @@ impl BlsKeyWire {
 /// A compressed G2 point (the BLS public key or a public share) in hex.
 pub fn g2_hex(p: &G2Projective) -> String {
     hex_point(p)
+}
+
+/// A compressed G2 point from hex (`what` names it in the error).
+pub fn g2_from_hex(what: &'static str, s: &str) -> Result<G2Projective, WireError> {
+    point(what, s)
+}
+
+/// Participant `p`'s public key share, from its public share point: what its BLS signature
+/// shares verify against.
+pub fn bls_public_share(p: Participant, v: &G2Projective) -> PublicKeyShare<Bls> {
+    PublicKeyShare(InnerPointShareG2((Scalar::from(u64::from(p)), *v).into()))
+}
+
+/// A BLS signature share on the wire (hex of blsful's byte form).
+pub fn bls_share_hex(s: &SignatureShare<Bls>) -> Result<String, WireError> {
+    Vec::<u8>::try_from(s)
+        .map(hex::encode)
+        .map_err(|e| err("signature share", e))
+}
+
+/// A BLS signature share from the wire; only the basic scheme (the one IBE decryption keys
+/// and signed statements use) is accepted.
+pub fn bls_share_from_hex(s: &str) -> Result<SignatureShare<Bls>, WireError> {
+    let b = hex::decode(s).map_err(|e| err("signature share", e))?;
+    let share =
+        SignatureShare::<Bls>::try_from(b.as_slice()).map_err(|e| err("signature share", e))?;
+    if share.scheme() != SignatureSchemes::Basic {
+        return Err(err("signature share", "not a basic-scheme share"));
+    }
+    Ok(share)
 }

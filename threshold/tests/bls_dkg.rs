@@ -184,3 +184,86 @@ fn the_silent_are_named() {
         assert_eq!(f.culprits, vec![4], "{f}");
     }
 }
+
+#[test]
+fn signature_shares_verify_against_their_public_share_only() {
+    use keynet_threshold::wire::{bls_public_share, bls_share_from_hex, bls_share_hex};
+    let keys = keynet_threshold::bls_dkg::run_local(4, 3).unwrap_or_else(|e| panic!("{e}"));
+    let msg = b"a statement";
+    for (i, k) in keys.iter().enumerate() {
+        let p = Participant::try_from(i + 1).unwrap_or_else(|e| panic!("{e}"));
+        let share = k
+            .share
+            .sign(SignatureSchemes::Basic, msg)
+            .unwrap_or_else(|e| panic!("{e}"));
+        // Through the wire form and back.
+        let share = bls_share_from_hex(&bls_share_hex(&share).unwrap_or_else(|e| panic!("{e}")))
+            .unwrap_or_else(|e| panic!("{e}"));
+        let mine = bls_public_share(p, &keys[0].public_shares[&p]);
+        assert!(share.verify(&mine, msg).is_ok(), "participant {p}");
+        assert!(share.verify(&mine, b"another statement").is_err());
+        let q = p % 4 + 1;
+        let theirs = bls_public_share(q, &keys[0].public_shares[&q]);
+        assert!(share.verify(&theirs, msg).is_err(), "{p} verified as {q}");
+        // The same point claimed by another participant index.
+        let relabelled = bls_public_share(q, &keys[0].public_shares[&p]);
+        assert!(share.verify(&relabelled, msg).is_err());
+    }
+    let pop = keys[0]
+        .share
+        .sign(SignatureSchemes::ProofOfPossession, msg)
+        .unwrap_or_else(|e| panic!("{e}"));
+    let hexed = bls_share_hex(&pop).unwrap_or_else(|e| panic!("{e}"));
+    assert!(
+        bls_share_from_hex(&hexed).is_err(),
+        "another scheme accepted"
+    );
+    assert!(bls_share_from_hex("00").is_err());
+}
+
+#[test]
+fn batch_verification_agrees_with_blsful_and_catches_one_bad_signature() {
+    use keynet_threshold::bls_batch::verify_same_message;
+    let keys = keynet_threshold::bls_dkg::run_local(4, 3).unwrap_or_else(|e| panic!("{e}"));
+    let msg = b"one message for everyone";
+    let share = |i: usize, m: &[u8]| {
+        let s = keys[i]
+            .share
+            .sign(SignatureSchemes::Basic, m)
+            .unwrap_or_else(|e| panic!("{e}"));
+        keynet_threshold::bls_batch::share_point(&s)
+    };
+    let public = |i: usize| {
+        let p = Participant::try_from(i + 1).unwrap_or_else(|e| panic!("{e}"));
+        keys[0].public_shares[&p]
+    };
+    let mut pairs: Vec<(G2Projective, blstrs_plus::G1Projective)> =
+        (0..4).map(|i| (public(i), share(i, msg))).collect();
+    // The combined signature under the network key joins the same check.
+    let shares: Vec<_> = (0..3)
+        .map(|i| {
+            keys[i]
+                .share
+                .sign(SignatureSchemes::Basic, msg)
+                .unwrap_or_else(|e| panic!("{e}"))
+        })
+        .collect();
+    let combined = Signature::from_shares(&shares).unwrap_or_else(|e| panic!("{e}"));
+    assert!(combined.verify(&keys[0].public, msg).is_ok());
+    pairs.push((keys[0].public.0, *combined.as_raw_value()));
+    assert!(verify_same_message(&pairs, msg));
+    assert!(!verify_same_message(&pairs, b"another message"));
+    assert!(!verify_same_message(&[], msg));
+    // Any one pair wrong: another message's share, a swapped key, infinity.
+    for i in 0..pairs.len() {
+        let mut bad = pairs.clone();
+        bad[i].1 = share(i % 4, b"another message");
+        assert!(!verify_same_message(&bad, msg), "wrong share {i}");
+        let mut bad = pairs.clone();
+        bad[i].0 = public((i + 1) % 4);
+        assert!(!verify_same_message(&bad, msg), "wrong key {i}");
+        let mut bad = pairs.clone();
+        bad[i].1 = blstrs_plus::G1Projective::IDENTITY;
+        assert!(!verify_same_message(&bad, msg), "infinity {i}");
+    }
+}

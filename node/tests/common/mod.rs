@@ -1,5 +1,9 @@
 //! Shared by the integration tests.
 
+// Not every test binary uses every helper.
+#[allow(dead_code)]
+pub mod cluster;
+
 /// A base port with `n` free ports after it.
 pub fn free_ports(n: u16) -> u16 {
     for _ in 0..200 {

@@ -1,0 +1,417 @@
+//! Encryption under access-control conditions and threshold BLS signatures, end to end: real
+//! `keynode` processes (simulated platform), the client library, files encrypted offline
+//! with the network's BLS key.
+//!
+//! - Every condition kind and combinations of them: a requester who meets them decrypts, one
+//!   who does not is refused by the nodes, naming the condition that failed.
+//! - A node's bad share is named; with n - t nodes down decryption still works.
+//! - A file or conditions altered in transit do not decrypt.
+//! - Signatures from `/v1/bls-sign` verify with the standard BLS equation written here
+//!   (ciphersuite BLS_SIG_BLS12381G1_XMD:SHA-256_SSWU_RO_NUL_), not only through blsful,
+//!   and never open a file.
+
+use std::collections::BTreeMap;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use blsful::SignatureShare;
+use blstrs_plus::elliptic_curve_013::hash2curve::ExpandMsgXmd;
+use blstrs_plus::group::Curve;
+use blstrs_plus::{G1Projective, G2Affine, G2Projective, pairing};
+use k256::ecdsa::SigningKey;
+use keynet::network::{BlsOp, ClientError, Network, present};
+use keynet_conditions::Conditions;
+use keynet_encryption::{Bls, DecryptError, Header};
+use keynet_protocol::registry::address_of;
+use keynet_protocol::request::{Authorised, Bytes32, DecryptRequest, PresentedSignature};
+use sha2::{Digest, Sha256};
+
+mod common;
+use common::cluster::{Cluster, rt};
+
+fn now() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
+}
+
+fn conditions(json: &str) -> Conditions {
+    Conditions::parse(json.as_bytes()).unwrap_or_else(|e| panic!("{json}: {e}"))
+}
+
+fn doc(condition: &str) -> Conditions {
+    conditions(&format!(r#"{{"version":1,"condition":{condition}}}"#))
+}
+
+fn wallet(seed: u8) -> SigningKey {
+    SigningKey::from_slice(&[seed; 32]).unwrap_or_else(|e| panic!("{e}"))
+}
+
+fn addr(k: &SigningKey) -> String {
+    address_of(k.verifying_key()).to_checksum()
+}
+
+/// `plain` encrypted under `c` with the network's key.
+async fn seal(net: &Network, c: &Conditions, plain: &[u8]) -> Vec<u8> {
+    let pk = net.bls_public_key().await.unwrap_or_else(|e| panic!("{e}"));
+    let digest: [u8; 32] = Sha256::digest(plain).into();
+    let mut out = Vec::new();
+    keynet_encryption::encrypt(&pk, c, &digest, &mut &plain[..], &mut out)
+        .unwrap_or_else(|e| panic!("{e}"));
+    out
+}
+
+async fn open(
+    net: &Network,
+    user: &SigningKey,
+    file: &[u8],
+    presented: &[PresentedSignature],
+) -> Result<Vec<u8>, ClientError> {
+    let mut input = file;
+    let header = Header::read(&mut input)?;
+    let mut out = Vec::new();
+    net.decrypt(user, &header, presented, &mut input, &mut out)
+        .await?;
+    Ok(out)
+}
+
+/// Decrypting as `user` is refused by a node naming `path` as the failed condition.
+async fn refused(
+    net: &Network,
+    user: &SigningKey,
+    file: &[u8],
+    presented: &[PresentedSignature],
+    path: &str,
+) {
+    match open(net, user, file, presented).await {
+        Err(ClientError::Refused { code, message, .. }) => {
+            assert_eq!(code, "condition_failed", "{message}");
+            assert!(message.contains(path), "expected {path} in: {message}");
+        }
+        other => panic!("expected a refusal naming {path}, got {other:?}"),
+    }
+}
+
+/// The standard BLS verification equation, e(sig, g2) = e(H(m), pk), with the basic
+/// scheme's hash-to-curve, written here rather than taken from blsful.
+fn bls_verify(public: &[u8], signed: &[u8], signature: &[u8]) -> bool {
+    let Ok(pk) = <[u8; 96]>::try_from(public) else {
+        return false;
+    };
+    let Ok(sig) = <[u8; 48]>::try_from(signature) else {
+        return false;
+    };
+    let (Some(pk), Some(sig)) = (
+        Option::<G2Affine>::from(G2Affine::from_compressed(&pk)),
+        Option::<blstrs_plus::G1Affine>::from(blstrs_plus::G1Affine::from_compressed(&sig)),
+    ) else {
+        return false;
+    };
+    let h = G1Projective::hash::<ExpandMsgXmd<Sha256>>(
+        signed,
+        b"BLS_SIG_BLS12381G1_XMD:SHA-256_SSWU_RO_NUL_",
+    );
+    pairing(&sig, &G2Projective::GENERATOR.to_affine()) == pairing(&h.to_affine(), &pk)
+}
+
+#[test]
+fn every_condition_kind_holds_and_refuses_through_the_nodes() {
+    let cluster = Cluster::start(4, 2000);
+    rt().block_on(async {
+        cluster.wait_dkg().await;
+        let net = cluster.network();
+        let user = cluster.user();
+        let me = addr(&user);
+        let other = wallet(7);
+        let signer = wallet(9);
+        let t = now();
+        let data = b"the plans for the thing".to_vec();
+
+        // (conditions, the path a refusal names) for `other`, who meets none of them.
+        let cases = [
+            (format!(r#"{{"address_is":"{me}"}}"#), "address_is"),
+            (
+                format!(r#"{{"address_in":["{}","{me}"]}}"#, addr(&signer)),
+                "address_in",
+            ),
+            (
+                format!(r#"{{"all":[{{"address_is":"{me}"}},{{"time_before":{}}}]}}"#, t + 3600),
+                "address_is",
+            ),
+            (
+                format!(
+                    r#"{{"any":[{{"address_is":"{me}"}},{{"time_after":{}}}]}}"#,
+                    t + 3600
+                ),
+                "condition.any",
+            ),
+        ];
+        for (c, path) in &cases {
+            let c = doc(c);
+            let file = seal(&net, &c, &data).await;
+            let plain = open(&net, &user, &file, &[])
+                .await
+                .unwrap_or_else(|e| panic!("{}: {e}", c.canonical()));
+            assert_eq!(plain, data);
+            refused(&net, &other, &file, &[], path).await;
+        }
+
+        // Time: a window not yet open and one closed are refused for everyone.
+        let c = doc(&format!(r#"{{"time_before":{}}}"#, t - 10));
+        let file = seal(&net, &c, &data).await;
+        refused(&net, &user, &file, &[], "time_before").await;
+        let c = doc(&format!(r#"{{"time_after":{}}}"#, t + 3600));
+        let file = seal(&net, &c, &data).await;
+        refused(&net, &user, &file, &[], "time_after").await;
+        let c = doc(&format!(
+            r#"{{"all":[{{"time_after":{}}},{{"time_before":{}}}]}}"#,
+            t - 60,
+            t + 3600
+        ));
+        let file = seal(&net, &c, &data).await;
+        assert_eq!(open(&net, &other, &file, &[]).await.ok(), Some(data.clone()));
+
+        // signed_by: the requester presents the signer's signature over the statement.
+        let statement = "grant: the plans";
+        let c = doc(&format!(
+            r#"{{"signed_by":{{"address":"{}","statement":"{statement}"}}}}"#,
+            addr(&signer)
+        ));
+        let file = seal(&net, &c, &data).await;
+        let good = present(&signer, statement).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(
+            open(&net, &other, &file, std::slice::from_ref(&good)).await.ok(),
+            Some(data.clone())
+        );
+        refused(&net, &other, &file, &[], "signed_by").await;
+        let wrong_statement = present(&signer, "grant: something else").unwrap_or_else(|e| panic!("{e}"));
+        refused(&net, &other, &file, &[wrong_statement], "signed_by").await;
+        // Claimed to be the signer's, signed by someone else.
+        let mut forged = present(&other, statement).unwrap_or_else(|e| panic!("{e}"));
+        forged.address = address_of(signer.verifying_key());
+        refused(&net, &other, &file, &[forged], "signed_by").await;
+
+        // A nested combination: (me, or signer-approved) and still open.
+        let c = doc(&format!(
+            r#"{{"all":[{{"any":[{{"address_is":"{me}"}},{{"signed_by":{{"address":"{}","statement":"{statement}"}}}}]}},{{"time_before":{}}}]}}"#,
+            addr(&signer),
+            t + 3600
+        ));
+        let file = seal(&net, &c, &data).await;
+        assert_eq!(open(&net, &user, &file, &[]).await.ok(), Some(data.clone()));
+        assert_eq!(
+            open(&net, &other, &file, std::slice::from_ref(&good)).await.ok(),
+            Some(data.clone())
+        );
+        refused(&net, &other, &file, &[], "any").await;
+
+        // The node's JSON error names the condition as a field, and counts the refusal.
+        let c = doc(&format!(r#"{{"address_is":"{me}"}}"#));
+        let request = DecryptRequest {
+            network: net.registry().network_id.clone(),
+            conditions: c.canonical(),
+            plaintext_sha256: Bytes32([1; 32]),
+            presented: vec![],
+        };
+        let auth = net
+            .authorise(&other, &request.digest())
+            .unwrap_or_else(|e| panic!("{e}"));
+        let body = serde_json::to_vec(&Authorised { request, auth }).unwrap_or_default();
+        let (status, body) = net
+            .request(2, "POST", "/v1/decrypt-share", body)
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
+        let v: serde_json::Value = serde_json::from_slice(&body).unwrap_or_default();
+        assert_eq!(status, 403, "{v}");
+        assert_eq!(v["condition"]["path"], "condition.address_is", "{v}");
+        let (_, health) = net
+            .request(2, "GET", "/health", vec![])
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
+        let h: serde_json::Value = serde_json::from_slice(&health).unwrap_or_default();
+        assert!(h["bls"]["refused_conditions"].as_u64().unwrap_or(0) >= 1, "{h}");
+        assert!(h["bls"]["decryption_shares_issued"].as_u64().unwrap_or(0) >= 1, "{h}");
+
+        // Malformed conditions are a clear error, never allowed.
+        let bad = r#"{"version":1,"condition":{"address_is":"0x12","extra":1}}"#;
+        let request = DecryptRequest {
+            network: net.registry().network_id.clone(),
+            conditions: bad.into(),
+            plaintext_sha256: Bytes32([1; 32]),
+            presented: vec![],
+        };
+        let auth = net
+            .authorise(&user, &request.digest())
+            .unwrap_or_else(|e| panic!("{e}"));
+        let body = serde_json::to_vec(&Authorised { request, auth }).unwrap_or_default();
+        let (status, body) = net
+            .request(1, "POST", "/v1/decrypt-share", body)
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
+        let v: serde_json::Value = serde_json::from_slice(&body).unwrap_or_default();
+        assert_eq!((status, v["code"].as_str()), (400, Some("bad_conditions")), "{v}");
+    });
+}
+
+#[test]
+fn bad_shares_are_named_altered_files_fail_and_statements_verify() {
+    let mut cluster = Cluster::start(4, 2000);
+    rt().block_on(async {
+        cluster.wait_dkg().await;
+        let net = cluster.network();
+        let user = cluster.user();
+        let me = addr(&user);
+        let c = doc(&format!(r#"{{"address_is":"{me}"}}"#));
+        let data: Vec<u8> = (0..200_000u32).map(|i| (i % 251) as u8).collect();
+        let file = seal(&net, &c, &data).await;
+        let header = Header::read(&mut file.as_slice()).unwrap_or_else(|e| panic!("{e}"));
+        let op = BlsOp::decrypt(&header);
+        let (keys, _) = net.bls_keys().await.unwrap_or_else(|e| panic!("{e}"));
+        let signed = op.signed_bytes();
+
+        // Shares from three nodes; node 2's replaced by its share over another message (a
+        // valid point, the wrong signature), then by node 3's share.
+        let answers = net
+            .bls_shares(&user, &op, &[], &[1, 2, 3])
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
+        let mut shares: BTreeMap<u16, SignatureShare<Bls>> = answers
+            .into_iter()
+            .map(|(p, a)| (p, a.unwrap_or_else(|e| panic!("{p}: {e}"))))
+            .collect();
+        assert!(net.combine_bls(&keys, &signed, &shares).is_ok());
+        let other_op = BlsOp::Sign {
+            conditions: c.clone(),
+            message: b"something else".to_vec(),
+        };
+        let other = net
+            .bls_shares(&user, &other_op, &[], &[2])
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
+        let wrong = other
+            .into_iter()
+            .next()
+            .and_then(|(_, a)| a.ok())
+            .unwrap_or_else(|| panic!("no share"));
+        let node2 = cluster.endpoint(1);
+        let mut bad = shares.clone();
+        bad.insert(2, wrong);
+        match net.combine_bls(&keys, &signed, &bad) {
+            Err(ClientError::BadShares(who)) => assert_eq!(who, vec![node2.clone()]),
+            other => panic!("expected node 2 named, got {other:?}"),
+        }
+        let mut relabelled = shares.clone();
+        if let Some(s3) = shares.get(&3).cloned() {
+            relabelled.insert(2, s3);
+        }
+        match net.combine_bls(&keys, &signed, &relabelled) {
+            Err(ClientError::BadShares(who)) => assert_eq!(who, vec![node2.clone()]),
+            other => panic!("expected node 2 named, got {other:?}"),
+        }
+        // Below the threshold, even with valid shares: refused, not combined.
+        shares.remove(&3);
+        assert!(matches!(
+            net.combine_bls(&keys, &signed, &shares),
+            Err(ClientError::NotEnoughNodes { .. })
+        ));
+
+        // Altered in transit: a flipped ciphertext byte, and conditions swapped for others
+        // the user also meets (the identity changes, so the nodes' key does not open it).
+        let mut flipped = file.clone();
+        let last = flipped.len() - 100;
+        flipped[last] ^= 1;
+        assert!(matches!(
+            open(&net, &user, &flipped, &[]).await,
+            Err(ClientError::Decrypt(DecryptError::Chunk(_)))
+        ));
+        let looser = doc(&format!(r#"{{"address_in":["{me}"]}}"#));
+        let (old, new) = (c.canonical(), looser.canonical());
+        let mut swapped = Vec::new();
+        let at = 12;
+        swapped.extend_from_slice(&file[..at]);
+        swapped.extend_from_slice(&(new.len() as u32).to_be_bytes());
+        swapped.extend_from_slice(new.as_bytes());
+        swapped.extend_from_slice(&file[at + 4 + old.len()..]);
+        assert!(matches!(
+            open(&net, &user, &swapped, &[]).await,
+            Err(ClientError::Decrypt(DecryptError::Key))
+        ));
+
+        // bls-sign: the statement verifies with the standard equation, under the network
+        // key, for the signed bytes only; and it never opens a file.
+        let jwt = b"eyJhbGciOiJCTFMifQ.eyJzdWIiOiJ0aGUgcGxhbnMifQ";
+        let s = net
+            .bls_sign(&user, &c, jwt, &[])
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
+        let pk = hex::decode(&s.public_key).unwrap_or_default();
+        let sig = hex::decode(&s.signature).unwrap_or_default();
+        let signed = hex::decode(&s.signed).unwrap_or_default();
+        let mut expected = b"keynet/bls-sign/v1\n".to_vec();
+        expected.extend_from_slice(&c.hash());
+        expected.extend_from_slice(jwt);
+        assert_eq!(signed, expected);
+        assert!(bls_verify(&pk, &signed, &sig));
+        assert!(!bls_verify(&pk, &signed[..signed.len() - 1], &sig));
+        let point = <[u8; 48]>::try_from(sig.as_slice())
+            .ok()
+            .and_then(|b| {
+                Option::<blstrs_plus::G1Affine>::from(blstrs_plus::G1Affine::from_compressed(&b))
+            })
+            .unwrap_or_else(|| panic!("not a G1 point"));
+        let key = blsful::Signature::<Bls>::Basic(G1Projective::from(point));
+        let mut input = &file[..];
+        let header = Header::read(&mut input).unwrap_or_else(|e| panic!("{e}"));
+        assert!(matches!(
+            keynet_encryption::decrypt(&header, &key, &mut input, &mut Vec::new()),
+            Err(DecryptError::Key)
+        ));
+        match net.bls_sign(&wallet(7), &c, jwt, &[]).await {
+            Err(ClientError::Refused { code, .. }) => assert_eq!(code, "condition_failed"),
+            other => panic!("expected a refusal, got {other:?}"),
+        }
+
+        // n - t = 1 node down: still decrypts; one more: too few, with the nodes named.
+        cluster.stop_node(0);
+        let net = cluster.network();
+        assert_eq!(open(&net, &user, &file, &[]).await.ok(), Some(data.clone()));
+        cluster.stop_node(3);
+        let net = cluster.network();
+        match open(&net, &user, &file, &[]).await {
+            Err(ClientError::NotEnoughNodes {
+                available,
+                failures,
+                ..
+            }) => {
+                assert_eq!(available, 2);
+                assert_eq!(failures.len(), 2, "{failures:?}");
+            }
+            other => panic!("expected too few nodes, got {other:?}"),
+        }
+    });
+}
+
+#[test]
+fn seven_nodes_decrypt_with_two_down() {
+    let mut cluster = Cluster::start(7, 2000);
+    rt().block_on(async {
+        cluster.wait_dkg().await;
+        let net = cluster.network();
+        let user = cluster.user();
+        let c = doc(&format!(r#"{{"address_is":"{}"}}"#, addr(&user)));
+        let file = seal(&net, &c, b"seven").await;
+        // Kept-alive connections and cached keys: the client notices, looks again, retries.
+        cluster.stop_node(1);
+        cluster.stop_node(4);
+        assert_eq!(
+            open(&net, &user, &file, &[]).await.ok(),
+            Some(b"seven".to_vec())
+        );
+        for _ in 0..3 {
+            assert_eq!(
+                open(&net, &user, &file, &[]).await.ok(),
+                Some(b"seven".to_vec())
+            );
+        }
+    });
+}
