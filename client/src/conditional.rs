@@ -237,7 +237,7 @@ pub fn encrypt(a: EncryptArgs) -> ExitCode {
 
 /// `keynet decrypt`.
 pub fn decrypt(a: DecryptArgs) -> ExitCode {
-    let run = || -> Result<keynet::network::Combined, ClientError> {
+    let run = || -> Result<keynet::network::SharesReport, ClientError> {
         let user = read_key(&a.user_key)?;
         let presented = presented(&a.present)?;
         let mut input = BufReader::with_capacity(
@@ -256,13 +256,14 @@ pub fn decrypt(a: DecryptArgs) -> ExitCode {
     match run() {
         Ok(c) => {
             for b in &c.bad_shares {
-                eprintln!("keynet: warning: {b} returned a decryption share that does not verify");
+                eprintln!("keynet: warning: left out a bad decryption share from {b}");
             }
             if a.json {
                 json_out(&serde_json::json!({
                     "out": a.out.display().to_string(),
                     "participants": c.participants,
                     "bad_shares": c.bad_shares,
+                    "refused": c.refused,
                 }));
             } else {
                 println!("decrypted   {}", a.out.display());
@@ -292,7 +293,7 @@ pub fn bls_sign(a: BlsSignArgs) -> ExitCode {
     match run() {
         Ok(s) => {
             for b in &s.bad_shares {
-                eprintln!("keynet: warning: {b} returned a signature share that does not verify");
+                eprintln!("keynet: warning: left out a bad signature share from {b}");
             }
             if a.json {
                 json_out(&s);

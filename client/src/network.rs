@@ -36,7 +36,8 @@ use crate::attest::{check_fresh, client_config, trust_store};
 use crate::http::{Pool, send};
 
 mod bls;
-pub use bls::{BlsKeys, BlsOp, BlsShareAnswers, BlsSigned, Combined, present};
+mod collect;
+pub use bls::{BlsKeys, BlsOp, BlsShareAnswers, BlsSigned, Combined, SharesReport, present};
 
 /// Each node's answer to a request sent to all: endpoint, and ok or the node's error.
 pub type NodeAnswers = Vec<(String, Result<(), String>)>;
@@ -783,27 +784,34 @@ impl Network {
         path: &str,
         body: Vec<u8>,
     ) -> Vec<(&'a Link, Result<Vec<u8>, Refusal>)> {
-        join_all(links.iter().map(|l| {
-            let body = body.clone();
-            async move {
-                let r = match self.call(l, "POST", path, body).await {
-                    Ok((200, b)) => Ok(b),
-                    Ok((status, b)) => {
-                        let (code, message) = node_error(&b);
-                        Err(Refusal {
-                            status: Some(status),
-                            code,
-                            message,
-                        })
-                    }
-                    Err(message) => Err(Refusal {
-                        status: None,
-                        code: "unreachable".into(),
+        self.post_each(path, links.iter().map(|l| (*l, body.clone())).collect())
+            .await
+    }
+
+    /// POSTs each body to `path` on its link, concurrently.
+    async fn post_each<'a>(
+        &self,
+        path: &str,
+        items: Vec<(&'a Link, Vec<u8>)>,
+    ) -> Vec<(&'a Link, Result<Vec<u8>, Refusal>)> {
+        join_all(items.into_iter().map(|(l, body)| async move {
+            let r = match self.call(l, "POST", path, body).await {
+                Ok((200, b)) => Ok(b),
+                Ok((status, b)) => {
+                    let (code, message) = node_error(&b);
+                    Err(Refusal {
+                        status: Some(status),
+                        code,
                         message,
-                    }),
-                };
-                (*l, r)
-            }
+                    })
+                }
+                Err(message) => Err(Refusal {
+                    status: None,
+                    code: "unreachable".into(),
+                    message,
+                }),
+            };
+            (l, r)
         }))
         .await
     }

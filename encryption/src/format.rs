@@ -87,6 +87,12 @@ impl Header {
             Ok(n as usize)
         };
         let n = len(take(4, "conditions length")?, "conditions")?;
+        if n > keynet_protocol::request::MAX_CONDITIONS {
+            return Err(DecryptError::Header(format!(
+                "conditions: {n} bytes; nodes accept at most {}",
+                keynet_protocol::request::MAX_CONDITIONS
+            )));
+        }
         let conditions_bytes = take(n, "conditions")?;
         let conditions = Conditions::parse(&conditions_bytes)
             .map_err(|e| DecryptError::Header(e.to_string()))?;

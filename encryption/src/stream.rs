@@ -33,6 +33,12 @@ pub enum EncryptError {
     /// No randomness.
     #[error("encrypt: no randomness")]
     Random,
+    /// The conditions are larger than a node accepts in a request: nobody could decrypt.
+    #[error(
+        "encrypt: the conditions are {0} bytes in canonical form; nodes accept at most {max}",
+        max = keynet_protocol::request::MAX_CONDITIONS
+    )]
+    ConditionsTooLarge(usize),
 }
 
 /// Why decryption failed.
@@ -170,6 +176,10 @@ pub fn encrypt(
     input: &mut impl Read,
     output: &mut impl Write,
 ) -> Result<(), EncryptError> {
+    let canonical = conditions.canonical().len();
+    if canonical > keynet_protocol::request::MAX_CONDITIONS {
+        return Err(EncryptError::ConditionsTooLarge(canonical));
+    }
     let mut data_key = Zeroizing::new([0u8; 32]);
     ring::rand::SecureRandom::fill(&ring::rand::SystemRandom::new(), &mut data_key[..])
         .map_err(|_| EncryptError::Random)?;

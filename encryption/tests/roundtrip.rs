@@ -211,3 +211,40 @@ fn the_same_conditions_written_differently_give_one_identity_and_any_change_anot
     other[0] ^= 1;
     assert_ne!(identity(&parse(a), &h), identity(&parse(a), &other));
 }
+
+#[test]
+fn conditions_too_large_for_a_request_are_refused_at_encryption() {
+    // Two lists of 1024 addresses: valid conditions, but over the 64 KiB nodes accept.
+    let list = |seed: u8| -> String {
+        (0..1024u32)
+            .map(|i| {
+                let mut a = [seed; 20];
+                a[..4].copy_from_slice(&i.to_be_bytes());
+                format!("\"0x{}\"", hex_lower(&a))
+            })
+            .collect::<Vec<_>>()
+            .join(",")
+    };
+    let json = format!(
+        r#"{{"version":1,"condition":{{"any":[{{"address_in":[{}]}},{{"address_in":[{}]}}]}}}}"#,
+        list(1),
+        list(2)
+    );
+    let c = Conditions::parse(json.as_bytes()).unwrap_or_else(|e| panic!("{e}"));
+    assert!(c.canonical().len() > keynet_protocol::request::MAX_CONDITIONS);
+    let keys = network();
+    let mut out = Vec::new();
+    let err = encrypt(&keys[0].public, &c, &[0; 32], &mut &b""[..], &mut out);
+    assert!(
+        matches!(
+            err,
+            Err(keynet_encryption::EncryptError::ConditionsTooLarge(_))
+        ),
+        "{err:?}"
+    );
+    assert!(out.is_empty(), "nothing written");
+}
+
+fn hex_lower(b: &[u8]) -> String {
+    b.iter().map(|x| format!("{x:02x}")).collect()
+}

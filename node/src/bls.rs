@@ -64,15 +64,28 @@ fn bad(code: &'static str, message: impl Into<String>) -> ApiError {
 
 /// The checks both routes share: keys in force, the user's authorisation, the conditions
 /// parsed and holding for that user now. Returns the keys and the parsed conditions.
+#[allow(clippy::too_many_arguments)]
 fn admit(
     state: &NodeState,
     network: &str,
+    node: &IdentityKey,
     conditions: &str,
     presented: &[PresentedSignature],
     digest: &[u8; 32],
     auth: &keynet_protocol::auth::SignedAuth,
 ) -> Result<(Arc<NetworkKeys>, Conditions), ApiError> {
     let keys = state.keys_for(network)?;
+    if *node != state.identity {
+        // Another node's request, replayed here (or misaddressed): answering it would hand
+        // a share to whoever holds the request rather than to the user.
+        return Err(bad(
+            "wrong_node",
+            format!(
+                "this request is for node {node}, this is {}",
+                state.identity
+            ),
+        ));
+    }
     // Parsed before the authorisation is checked (which uses up the user's nonce), so a
     // malformed document costs the user nothing.
     let parsed = Conditions::parse(conditions.as_bytes())
@@ -141,6 +154,7 @@ pub fn decrypt_share(state: &NodeState, body: &[u8]) -> Result<BlsShareResponse,
     let (keys, conditions) = admit(
         state,
         &r.network,
+        &r.node,
         &r.conditions,
         &r.presented,
         &r.digest(),
@@ -165,6 +179,7 @@ pub fn bls_sign(state: &NodeState, body: &[u8]) -> Result<BlsShareResponse, ApiE
     let (keys, conditions) = admit(
         state,
         &r.network,
+        &r.node,
         &r.conditions,
         &r.presented,
         &r.digest(),

@@ -207,8 +207,10 @@ fn every_condition_kind_holds_and_refuses_through_the_nodes() {
 
         // The node's JSON error names the condition as a field, and counts the refusal.
         let c = doc(&format!(r#"{{"address_is":"{me}"}}"#));
+        let node2 = net.registry().nodes[1].identity_key;
         let request = DecryptRequest {
             network: net.registry().network_id.clone(),
+            node: node2,
             conditions: c.canonical(),
             plaintext_sha256: Bytes32([1; 32]),
             presented: vec![],
@@ -236,6 +238,7 @@ fn every_condition_kind_holds_and_refuses_through_the_nodes() {
         let bad = r#"{"version":1,"condition":{"address_is":"0x12","extra":1}}"#;
         let request = DecryptRequest {
             network: net.registry().network_id.clone(),
+            node: net.registry().nodes[0].identity_key,
             conditions: bad.into(),
             plaintext_sha256: Bytes32([1; 32]),
             presented: vec![],
@@ -250,6 +253,33 @@ fn every_condition_kind_holds_and_refuses_through_the_nodes() {
             .unwrap_or_else(|e| panic!("{e}"));
         let v: serde_json::Value = serde_json::from_slice(&body).unwrap_or_default();
         assert_eq!((status, v["code"].as_str()), (400, Some("bad_conditions")), "{v}");
+
+        // A request the user made for node 2, replayed to the other nodes (as node 2 could):
+        // each refuses it, so no node can collect others' shares with the user's request.
+        let request = DecryptRequest {
+            network: net.registry().network_id.clone(),
+            node: node2,
+            conditions: c.canonical(),
+            plaintext_sha256: Bytes32([1; 32]),
+            presented: vec![],
+        };
+        let auth = net
+            .authorise(&user, &request.digest())
+            .unwrap_or_else(|e| panic!("{e}"));
+        let body = serde_json::to_vec(&Authorised { request, auth }).unwrap_or_default();
+        for p in [1, 3, 4] {
+            let (status, answer) = net
+                .request(p, "POST", "/v1/decrypt-share", body.clone())
+                .await
+                .unwrap_or_else(|e| panic!("{e}"));
+            let v: serde_json::Value = serde_json::from_slice(&answer).unwrap_or_default();
+            assert_eq!((status, v["code"].as_str()), (400, Some("wrong_node")), "{v}");
+        }
+        let (status, answer) = net
+            .request(2, "POST", "/v1/decrypt-share", body)
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(status, 200, "{}", String::from_utf8_lossy(&answer));
     });
 }
 
@@ -400,7 +430,8 @@ fn seven_nodes_decrypt_with_two_down() {
         let user = cluster.user();
         let c = doc(&format!(r#"{{"address_is":"{}"}}"#, addr(&user)));
         let file = seal(&net, &c, b"seven").await;
-        // Kept-alive connections and cached keys: the client notices, looks again, retries.
+        // Kept-alive connections and cached keys: the first wave meets two stopped nodes, and
+        // the client asks two others for the missing shares.
         cluster.stop_node(1);
         cluster.stop_node(4);
         assert_eq!(

@@ -311,10 +311,12 @@ fn validate_conditional(
 fn hash_conditional(
     h: &mut Sha256,
     network: &str,
+    node: &IdentityKey,
     conditions: &str,
     presented: &[PresentedSignature],
 ) {
     lp(h, network.as_bytes());
+    h.update(node.as_bytes());
     lp(h, conditions.as_bytes());
     h.update((presented.len() as u64).to_be_bytes());
     for p in presented {
@@ -327,11 +329,17 @@ fn hash_conditional(
 /// A decryption share for a file encrypted under `conditions`: the node checks the user's
 /// authorisation, evaluates the conditions for the user at its own clock and, if they hold,
 /// signs the file's identity with its BLS key share.
+///
+/// The request names the one node it is for, and each node answers only requests naming
+/// it: a share is a piece of the file's key, so a node that received the user's request
+/// must not be able to replay it to other nodes and collect their shares itself.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct DecryptRequest {
     /// The network id.
     pub network: String,
+    /// The node this request is for (its identity key).
+    pub node: IdentityKey,
     /// The conditions document (JSON text, as in the file's header).
     pub conditions: String,
     /// The sha256 of the plaintext (from the file's header).
@@ -352,7 +360,13 @@ impl DecryptRequest {
     pub fn digest(&self) -> [u8; 32] {
         let mut h = Sha256::new();
         h.update(b"keynet/decrypt-share/v1");
-        hash_conditional(&mut h, &self.network, &self.conditions, &self.presented);
+        hash_conditional(
+            &mut h,
+            &self.network,
+            &self.node,
+            &self.conditions,
+            &self.presented,
+        );
         h.update(self.plaintext_sha256.0);
         h.finalize().into()
     }
@@ -360,11 +374,14 @@ impl DecryptRequest {
 
 /// A threshold BLS signature share over `message` under `conditions` (for example a JWT
 /// granting access to something): the node signs only if the conditions hold for the user.
+/// Like [`DecryptRequest`] it names the one node it is for.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct BlsSignRequest {
     /// The network id.
     pub network: String,
+    /// The node this request is for (its identity key).
+    pub node: IdentityKey,
     /// The conditions document (JSON text).
     pub conditions: String,
     /// The message, hex (at most [`MAX_BLS_MESSAGE`] bytes).
@@ -394,7 +411,13 @@ impl BlsSignRequest {
     pub fn digest(&self) -> [u8; 32] {
         let mut h = Sha256::new();
         h.update(b"keynet/bls-sign/v1");
-        hash_conditional(&mut h, &self.network, &self.conditions, &self.presented);
+        hash_conditional(
+            &mut h,
+            &self.network,
+            &self.node,
+            &self.conditions,
+            &self.presented,
+        );
         lp(&mut h, self.message.to_ascii_lowercase().as_bytes());
         h.finalize().into()
     }

@@ -15,13 +15,13 @@ use blsful::{PublicKey, PublicKeyShare, Signature, SignatureShare};
 use k256::ecdsa::SigningKey;
 use keynet_conditions::Conditions;
 use keynet_encryption::{Bls, Header};
-use keynet_protocol::registry::{address_of, eip191_sign};
+use keynet_protocol::registry::{IdentityKey, address_of, eip191_sign};
 use keynet_protocol::request::{BlsSignRequest, Bytes32, DecryptRequest, PresentedSignature};
-use keynet_threshold::bls_batch::{share_of, verify_same_message};
 use keynet_threshold::dkg::Participant;
 use keynet_threshold::wire::{bls_public_share, bls_share_from_hex, g2_from_hex};
 use serde::{Deserialize, Serialize};
 
+use super::collect::{Collector, Culprits, combine_checked};
 use super::{ClientError, Link, Network, NodeStatus, Refusal};
 
 /// The network's BLS public key and every participant's public share.
@@ -106,12 +106,14 @@ impl BlsOp {
         }
     }
 
-    /// The route and the user's authorised request.
+    /// The route and the user's authorisation of the request for node `node` (each node
+    /// gets its own: a node accepts only requests naming it).
     fn request(
         &self,
         net: &Network,
         user: &SigningKey,
         presented: &[PresentedSignature],
+        node: IdentityKey,
     ) -> Result<(&'static str, Vec<u8>), ClientError> {
         let network = net.registry.network_id.clone();
         let conditions = self.conditions().canonical();
@@ -122,6 +124,7 @@ impl BlsOp {
             } => {
                 let r = DecryptRequest {
                     network,
+                    node,
                     conditions,
                     plaintext_sha256: Bytes32(*plaintext_sha256),
                     presented: presented.to_vec(),
@@ -132,6 +135,7 @@ impl BlsOp {
             BlsOp::Sign { message, .. } => {
                 let r = BlsSignRequest {
                     network,
+                    node,
                     conditions,
                     message: hex::encode(message),
                     presented: presented.to_vec(),
@@ -159,27 +163,31 @@ pub struct BlsSigned {
     pub conditions_hash: String,
     /// The nodes whose shares were combined.
     pub participants: Vec<String>,
-    /// Nodes whose shares did not verify (left out).
+    /// Nodes whose answers were not valid shares (left out), and why.
     pub bad_shares: Vec<String>,
 }
 
-/// The network's signature for an operation, and who gave what.
-#[derive(Clone, Debug)]
-pub struct Combined {
-    /// The signature, verified under the network key.
-    pub signature: Signature<Bls>,
+/// Who gave what for an operation.
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct SharesReport {
     /// The nodes whose shares were combined.
     pub participants: Vec<String>,
-    /// Nodes whose shares did not verify (left out).
+    /// Nodes whose answers were not valid shares (left out), and why.
     pub bad_shares: Vec<String>,
     /// Nodes that did not answer with a share, and why.
-    pub refused: Vec<(String, String)>,
+    pub refused: Vec<String>,
 }
 
-/// A node's share answer (the fields the client reads).
-#[derive(Deserialize)]
-struct Answer {
-    share: String,
+/// The network's signature for an operation, the key it verified under, and who gave what.
+/// For a decryption this signature is the file's key: [`Network::decrypt`] uses it and
+/// returns only the report.
+pub struct Combined {
+    /// The signature, verified under `public`.
+    pub signature: Signature<Bls>,
+    /// The network key it verified under.
+    pub public: PublicKey<Bls>,
+    /// Who gave what.
+    pub report: SharesReport,
 }
 
 /// Signs `statement` as `signer` (EIP-191), for a `signed_by` condition naming `signer`.
@@ -193,54 +201,46 @@ pub fn present(signer: &SigningKey, statement: &str) -> Result<PresentedSignatur
     })
 }
 
-/// Participants whose shares do not verify (empty: the shares verify but their
-/// combination does not).
-struct Culprits(Vec<Participant>);
-
-/// A node's share, if its answer parses and the share carries the node's own identifier.
-fn parse_share(body: &[u8], p: Participant) -> Option<SignatureShare<Bls>> {
-    let a: Answer = serde_json::from_slice(body).ok()?;
-    let share = bls_share_from_hex(&a.share).ok()?;
-    share_of(&share, p).map(|_| share)
-}
-
-/// Is this refusal the user's to fix (conditions, authorisation, request), so asking other
-/// nodes would only repeat it?
+/// Is this refusal the user's to fix (conditions, authorisation, request)?
 fn users_fault(r: &Refusal) -> bool {
     matches!(r.status, Some(s) if (400..500).contains(&s))
 }
 
 impl Network {
-    /// The network's BLS keys, agreed by every node that serves them, and the usable nodes.
+    /// The network's BLS keys as served by at least a threshold of the verified nodes, and
+    /// those nodes. (Two sets of keys cannot both have a threshold: 2t > n.) Nodes serving
+    /// other keys are left out and named if no set reaches the threshold.
     pub async fn bls_keys(&self) -> Result<(BlsKeys, Vec<NodeStatus>), ClientError> {
         let all = self.status().await;
-        let usable: Vec<NodeStatus> = all
-            .iter()
-            .filter(|s| s.error.is_none() && s.bls.is_some())
-            .cloned()
-            .collect();
-        let mut served: BTreeMap<String, Vec<String>> = BTreeMap::new();
-        for s in &usable {
+        let mut served: BTreeMap<String, Vec<NodeStatus>> = BTreeMap::new();
+        for s in all.iter().filter(|s| s.error.is_none()) {
             if let Some(b) = &s.bls {
-                served
-                    .entry(b.to_string())
-                    .or_default()
-                    .push(s.endpoint.clone());
+                served.entry(b.to_string()).or_default().push(s.clone());
             }
         }
-        if served.len() > 1 {
-            let groups: Vec<String> = served.values().map(|v| v.join(" ")).collect();
-            return Err(ClientError::Inconsistent(groups.join(" | ")));
-        }
-        let Some(first) = usable.first().and_then(|s| s.bls.as_ref()) else {
+        let Some((json, usable)) = served.iter().max_by_key(|(_, v)| v.len()) else {
             return Err(self.not_enough(&all, 0));
         };
         if usable.len() < self.threshold() {
+            if served.len() > 1 {
+                let groups: Vec<String> = served
+                    .values()
+                    .map(|v| {
+                        v.iter()
+                            .map(|s| s.endpoint.as_str())
+                            .collect::<Vec<_>>()
+                            .join(" ")
+                    })
+                    .collect();
+                return Err(ClientError::Inconsistent(groups.join(" | ")));
+            }
             return Err(self.not_enough(&all, usable.len()));
         }
-        let keys = BlsKeys::from_json(first)
+        let v: serde_json::Value =
+            serde_json::from_str(json).map_err(|e| ClientError::Failed(e.to_string()))?;
+        let keys = BlsKeys::from_json(&v)
             .map_err(|e| ClientError::Failed(format!("{}: BLS keys: {e}", usable[0].endpoint)))?;
-        Ok((keys, usable))
+        Ok((keys, usable.clone()))
     }
 
     fn not_enough(&self, all: &[NodeStatus], available: usize) -> ClientError {
@@ -271,8 +271,8 @@ impl Network {
     }
 
     /// The network's signature for `op`, combined from verified shares. The keys and usable
-    /// nodes are looked up once and kept; if nodes cannot be reached they are looked up again
-    /// and the request retried once.
+    /// nodes are looked up once and kept; if that fails with them (nodes gone, or new keys
+    /// after a new epoch) they are looked up again and the request retried once.
     pub async fn bls_signature(
         &self,
         user: &SigningKey,
@@ -290,7 +290,11 @@ impl Network {
             None => self.bls_refresh().await?,
         };
         match self.bls_once(&keys, &usable, user, op, presented).await {
-            Err(ClientError::NotEnoughNodes { .. }) if !fresh => {
+            Err(
+                ClientError::NotEnoughNodes { .. }
+                | ClientError::BadShares(_)
+                | ClientError::Failed(_),
+            ) if !fresh => {
                 let (keys, usable) = self.bls_refresh().await?;
                 self.bls_once(&keys, &usable, user, op, presented).await
             }
@@ -299,7 +303,8 @@ impl Network {
     }
 
     /// Asks a threshold of the usable nodes (starting at a rotating position, to spread the
-    /// load), then the others if shares are missing; verifies each share; combines.
+    /// load), then as many more as shares are still missing, while a threshold can still be
+    /// reached; each node gets a request naming it. Combines verified shares.
     async fn bls_once(
         &self,
         keys: &BlsKeys,
@@ -330,107 +335,81 @@ impl Network {
             .chain(&links[..start])
             .copied()
             .collect();
-        let (route, body) = op.request(self, user, presented)?;
-        let signed = op.signed_bytes();
-        let mut shares: BTreeMap<Participant, SignatureShare<Bls>> = BTreeMap::new();
-        let mut bad = Vec::new();
-        let mut refused: Vec<(String, Refusal)> = Vec::new();
-        for wave in [&order[..t], &order[t..]] {
-            if wave.is_empty() {
-                break;
+        let mut c = Collector::new(keys, op.signed_bytes(), t);
+        let mut next = 0;
+        while next < order.len() && c.held() + (order.len() - next) >= t {
+            let wave = &order[next..(next + t - c.held()).min(order.len())];
+            next += wave.len();
+            let mut items = Vec::with_capacity(wave.len());
+            let mut route = "";
+            for l in wave {
+                let (r, body) = op.request(self, user, presented, l.entry.identity_key)?;
+                route = r;
+                items.push((*l, body));
             }
-            for (l, a) in self.post_all(wave, route, body.clone()).await {
-                match a.map(|b| parse_share(&b, l.participant)) {
-                    Ok(Some(share)) => {
-                        shares.insert(l.participant, share);
-                    }
-                    Ok(None) => bad.push(l.entry.endpoint.clone()),
-                    Err(r) => refused.push((l.entry.endpoint.clone(), r)),
+            for (l, a) in self.post_each(route, items).await {
+                c.answer(l.participant, a);
+            }
+            match c.combine() {
+                Ok(Some((signature, used))) => {
+                    return Ok(Combined {
+                        signature,
+                        public: keys.public,
+                        report: self.report(&c, &used),
+                    });
+                }
+                Ok(None) => {}
+                Err(()) => {
+                    return Err(ClientError::Failed(
+                        "shares that each verify combine to a signature that does not".into(),
+                    ));
                 }
             }
-            if shares.len() >= t {
-                match self.combine_checked(keys, &signed, &shares) {
-                    Ok((signature, used)) => {
-                        return Ok(Combined {
-                            signature,
-                            participants: used.iter().map(|p| self.name(p)).collect(),
-                            bad_shares: bad,
-                            refused: refused.iter().map(|(e, r)| (e.clone(), r.text())).collect(),
-                        });
-                    }
-                    Err(Culprits(ps)) if !ps.is_empty() => {
-                        for p in ps {
-                            shares.remove(&p);
-                            bad.push(self.name(&p));
-                        }
-                    }
-                    Err(_) => {
-                        return Err(ClientError::Failed(
-                            "shares that each verify combine to a signature that does not".into(),
-                        ));
-                    }
-                }
-            }
-            if refused.iter().any(|(_, r)| users_fault(r)) {
-                break;
-            }
         }
-        // The user's own refusal (a condition, the authorisation) says the most.
-        if let Some(i) = refused.iter().position(|(_, r)| users_fault(r)) {
-            let (endpoint, r) = refused.swap_remove(i);
-            return Err(r.into_error(&endpoint));
-        }
-        if !bad.is_empty() {
-            return Err(ClientError::BadShares(bad));
-        }
-        Err(ClientError::NotEnoughNodes {
-            available: shares.len(),
-            n: self.links.len(),
-            threshold: t,
-            failures: refused.iter().map(|(e, r)| (e.clone(), r.text())).collect(),
-        })
+        Err(self.collect_failure(c))
     }
 
-    /// Combines the first t shares and checks every share and the result in one batch
-    /// (one multi-pairing); if that fails, checks each share alone to name the bad ones.
-    /// Returns the verified signature and the participants combined.
-    fn combine_checked(
-        &self,
-        keys: &BlsKeys,
-        signed: &[u8],
-        shares: &BTreeMap<Participant, SignatureShare<Bls>>,
-    ) -> Result<(Signature<Bls>, Vec<Participant>), Culprits> {
-        let t = self.threshold();
-        let mut pairs = Vec::with_capacity(shares.len() + 1);
-        let mut unknown = Vec::new();
-        for (p, s) in shares {
-            match (keys.shares.get(p), share_of(s, *p)) {
-                (Some(public), Some(point)) => pairs.push((public.0.0.value.0, point)),
-                _ => unknown.push(*p),
-            }
+    fn report(&self, c: &Collector<'_>, used: &[Participant]) -> SharesReport {
+        SharesReport {
+            participants: used.iter().map(|p| self.name(p)).collect(),
+            bad_shares: c
+                .bad
+                .iter()
+                .map(|(p, why)| format!("{} ({why})", self.name(p)))
+                .collect(),
+            refused: c
+                .refused
+                .iter()
+                .map(|(p, r)| format!("{}: {}", self.name(p), r.text()))
+                .collect(),
         }
-        if !unknown.is_empty() {
-            return Err(Culprits(unknown));
+    }
+
+    /// Why fewer than t good shares came back: the user's own refusal (a condition, the
+    /// authorisation) if a node gave one, else the nodes with bad shares, else too few nodes.
+    fn collect_failure(&self, mut c: Collector<'_>) -> ClientError {
+        if let Some(i) = c.refused.iter().position(|(_, r)| users_fault(r)) {
+            let (p, r) = c.refused.swap_remove(i);
+            return r.into_error(&self.name(&p));
         }
-        let used: Vec<Participant> = shares.keys().take(t).copied().collect();
-        let list: Vec<SignatureShare<Bls>> = shares.values().take(t).cloned().collect();
-        if let Ok(sig) = Signature::from_shares(&list) {
-            pairs.push((keys.public.0, *sig.as_raw_value()));
-            if verify_same_message(&pairs, signed) {
-                return Ok((sig, used));
-            }
+        if !c.bad.is_empty() {
+            return ClientError::BadShares(
+                c.bad
+                    .iter()
+                    .map(|(p, why)| format!("{} ({why})", self.name(p)))
+                    .collect(),
+            );
         }
-        // Someone is wrong: find out who, one share at a time.
-        let culprits: Vec<Participant> = shares
-            .iter()
-            .filter(|(p, s)| {
-                keys.shares
-                    .get(p)
-                    .is_none_or(|public| s.verify(public, signed).is_err())
-            })
-            .map(|(p, _)| *p)
-            .collect();
-        Err(Culprits(culprits))
+        ClientError::NotEnoughNodes {
+            available: c.held(),
+            n: self.links.len(),
+            threshold: self.threshold(),
+            failures: c
+                .refused
+                .iter()
+                .map(|(p, r)| (self.name(p), r.text()))
+                .collect(),
+        }
     }
 
     fn name(&self, p: &Participant) -> String {
@@ -449,7 +428,7 @@ impl Network {
         signed: &[u8],
         shares: &BTreeMap<Participant, SignatureShare<Bls>>,
     ) -> Result<Signature<Bls>, ClientError> {
-        let checked = self.combine_checked(keys, signed, shares);
+        let checked = combine_checked(keys, signed, shares, self.threshold());
         if let Err(Culprits(ps)) = &checked
             && !ps.is_empty()
         {
@@ -473,7 +452,7 @@ impl Network {
     }
 
     /// The raw share answers of `participants` for `op` (for tests and tools that inspect
-    /// shares before combining).
+    /// shares before combining); each node gets a request naming it.
     pub async fn bls_shares(
         &self,
         user: &SigningKey,
@@ -481,17 +460,26 @@ impl Network {
         presented: &[PresentedSignature],
         participants: &[Participant],
     ) -> Result<BlsShareAnswers, ClientError> {
-        let chosen: Vec<&Link> = participants
+        let mut items = Vec::new();
+        let mut route = "";
+        for l in participants
             .iter()
             .filter_map(|p| self.links.iter().find(|l| l.participant == *p))
-            .collect();
-        let (route, body) = op.request(self, user, presented)?;
+        {
+            let (r, body) = op.request(self, user, presented, l.entry.identity_key)?;
+            route = r;
+            items.push((l, body));
+        }
         Ok(self
-            .post_all(&chosen, route, body)
+            .post_each(route, items)
             .await
             .into_iter()
             .map(|(l, a)| {
                 let r = a.map_err(|r| r.text()).and_then(|b| {
+                    #[derive(Deserialize)]
+                    struct Answer {
+                        share: String,
+                    }
                     serde_json::from_slice::<Answer>(&b)
                         .map_err(|e| format!("share answer: {e}"))
                         .and_then(|a| bls_share_from_hex(&a.share).map_err(|e| e.to_string()))
@@ -502,7 +490,7 @@ impl Network {
     }
 
     /// Decrypts the file whose `header` was read from `input` (left at the first chunk) to
-    /// `output`, with the decryption key the nodes release to `user`.
+    /// `output`, with the decryption key the nodes release to `user` (used, then dropped).
     pub async fn decrypt(
         &self,
         user: &SigningKey,
@@ -510,12 +498,12 @@ impl Network {
         presented: &[PresentedSignature],
         input: &mut impl Read,
         output: &mut impl Write,
-    ) -> Result<Combined, ClientError> {
+    ) -> Result<SharesReport, ClientError> {
         let combined = self
             .bls_signature(user, &BlsOp::decrypt(header), presented)
             .await?;
         keynet_encryption::decrypt(header, &combined.signature, input, output)?;
-        Ok(combined)
+        Ok(combined.report)
     }
 
     /// Has the network sign `message` under `conditions` for `user`.
@@ -531,26 +519,13 @@ impl Network {
             message: message.to_vec(),
         };
         let c = self.bls_signature(user, &op, presented).await?;
-        let public = match self
-            .bls_cache
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .as_ref()
-        {
-            Some((keys, _)) => keys.public,
-            None => {
-                return Err(ClientError::Failed(
-                    "the network's BLS key was not kept".into(),
-                ));
-            }
-        };
         Ok(BlsSigned {
             signature: hex::encode(c.signature.as_raw_value().to_compressed()),
-            public_key: hex::encode(public.0.to_compressed()),
+            public_key: hex::encode(c.public.0.to_compressed()),
             signed: hex::encode(op.signed_bytes()),
             conditions_hash: hex::encode(conditions.hash()),
-            participants: c.participants,
-            bad_shares: c.bad_shares,
+            participants: c.report.participants,
+            bad_shares: c.report.bad_shares,
         })
     }
 }
