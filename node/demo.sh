@@ -52,7 +52,7 @@ start_node() {
 }
 
 # Waits until `keynet status` shows $1 nodes genuine and holding keys (a node that unsealed
-# its keys at start ran no DKG in this process: its DKG state is idle).
+# its keys at start ran no DKG in this process: its DKG state is "unsealed").
 wait_nodes() {
 	for _ in $(seq 1 300); do
 		"$bin/keynet" status --network "$net" >"$DIR/status.txt" 2>&1 || true

@@ -50,7 +50,8 @@ pub enum DkgBody {
 /// What the node says about its key generation.
 #[derive(Clone, Debug, Serialize, PartialEq, Eq)]
 pub struct DkgStatus {
-    /// `idle`, `running`, `done` or `failed`.
+    /// `idle`, `running`, `done`, `failed`, or `unsealed` (the keys of this run were
+    /// unsealed at start: no DKG ran in this process).
     pub state: &'static str,
     /// The run's network id.
     pub network: Option<String>,
@@ -136,6 +137,18 @@ impl DkgRunner {
     pub fn status(&self) -> DkgStatus {
         lock(&self.status).clone()
     }
+
+    /// Records that this node's keys for (network, epoch) came from its sealed store.
+    pub fn unsealed(&self, network: &str, epoch: u64) {
+        *lock(&self.status) = DkgStatus {
+            state: "unsealed",
+            network: Some(network.to_owned()),
+            epoch: Some(epoch),
+            reason: None,
+            culprits: vec![],
+            millis: None,
+        };
+    }
 }
 
 /// Starts a run for the current registry if this node is a member and holds no keys for
@@ -146,8 +159,18 @@ pub fn ensure(state: &Arc<NodeState>) {
     }
 }
 
-/// The current registry's (network, epoch, members, my index).
-fn current(state: &NodeState) -> Result<(String, u64, Vec<NodeEntry>, u16, Participant), String> {
+/// What a run needs from the current registry, read once.
+struct Current {
+    network: String,
+    epoch: u64,
+    members: Vec<NodeEntry>,
+    n: u16,
+    t: u16,
+    me: Participant,
+}
+
+/// The current registry's network, epoch, members, size, threshold and this node's index.
+fn current(state: &NodeState) -> Result<Current, String> {
     let reg = state
         .registry
         .read()
@@ -159,24 +182,31 @@ fn current(state: &NodeState) -> Result<(String, u64, Vec<NodeEntry>, u16, Parti
         .position(|e| e.identity_key == state.identity)
         .ok_or_else(|| "this node is not in the registry".to_owned())?;
     let me = Participant::try_from(me + 1).map_err(|_| "too many nodes".to_owned())?;
-    Ok((reg.network_id.clone(), reg.epoch, reg.nodes.clone(), n, me))
+    Ok(Current {
+        network: reg.network_id.clone(),
+        epoch: reg.epoch,
+        members: reg.nodes.clone(),
+        n,
+        t: u16::try_from(reg.threshold()).unwrap_or(u16::MAX),
+        me,
+    })
 }
 
 fn start_if_needed(state: &Arc<NodeState>) -> Result<(), DkgRefusal> {
-    let (network, epoch, members, n, me) = current(state).map_err(DkgRefusal::Unavailable)?;
+    let Current {
+        network,
+        epoch,
+        members,
+        n,
+        t,
+        me,
+    } = current(state).map_err(DkgRefusal::Unavailable)?;
     if state
         .keys()
         .is_some_and(|k| k.network == network && k.epoch == epoch)
     {
         return Ok(());
     }
-    let t = {
-        let reg = state
-            .registry
-            .read()
-            .map_err(|_| DkgRefusal::Unavailable("registry lock poisoned".into()))?;
-        u16::try_from(reg.threshold()).unwrap_or(u16::MAX)
-    };
     let mut run = lock(&state.dkg.run);
     if run
         .as_ref()
@@ -247,7 +277,7 @@ pub fn on_message(
     from: Participant,
     msg: PeerDkg,
 ) -> Result<(), DkgRefusal> {
-    let (network, epoch, ..) = current(state).map_err(DkgRefusal::Unavailable)?;
+    let Current { network, epoch, .. } = current(state).map_err(DkgRefusal::Unavailable)?;
     if msg.network != network || msg.epoch != epoch {
         return Err(DkgRefusal::WrongRun { network, epoch });
     }

@@ -11,6 +11,7 @@ use attestation_verifier::tls::NodeVerifier;
 use keynet::http::{Pool, send};
 use keynet_protocol::registry::NodeEntry;
 
+use crate::server::unix_now;
 use crate::tls::NodeTls;
 
 /// Why a peer could not be reached or did not accept a message.
@@ -49,13 +50,6 @@ pub struct Peers {
     verifier: Arc<NodeVerifier>,
     pools: Mutex<HashMap<(String, String), Arc<Pool>>>,
     timeout: Duration,
-}
-
-fn unix_now() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs() as i64)
-        .unwrap_or(0)
 }
 
 impl Peers {

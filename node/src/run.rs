@@ -194,6 +194,7 @@ pub async fn start(c: Config) -> Result<Running> {
     });
     if let Some(k) = keys {
         tracing::info!(network = %k.network, epoch = k.epoch, "network keys unsealed; no DKG needed");
+        state.dkg.unsealed(&k.network, k.epoch);
         state.install_keys(k);
     }
     let listener = TcpListener::bind(c.node.listen)

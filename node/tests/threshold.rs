@@ -181,6 +181,9 @@ fn stopped_nodes_restarts_and_sealed_state() {
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
         sign_with(&cluster.network(), &user, &k, msg, &[1, 3, 4]).await;
+        // Its status says where its keys came from.
+        let st = cluster.network().status().await;
+        assert_eq!(st[0].dkg.as_deref(), Some("unsealed"), "{st:?}");
     });
     assert!(
         !cluster.log(0).contains("DKG started"),
