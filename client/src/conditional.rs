@@ -2,7 +2,7 @@
 //! and BLS signatures under access-control conditions.
 
 use std::fs::File;
-use std::io::{BufReader, BufWriter, Write};
+use std::io::{BufReader, BufWriter};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
@@ -192,24 +192,21 @@ pub fn encrypt(a: EncryptArgs) -> ExitCode {
             .map_err(|e| usage(format!("{}: {e}", a.input.display())))?
             .len();
         let (staged, mut w) = Staged::new(&a.out)?;
-        keynet_encryption::encrypt_file(&public, &c, &a.input, &mut w).map_err(|e| match e {
-            keynet_encryption::EncryptError::Io(e) => {
-                ClientError::Failed(format!("{}: {e}", a.input.display()))
-            }
-            other => ClientError::Failed(other.to_string()),
-        })?;
-        w.flush()
-            .map_err(|e| ClientError::Failed(format!("{}: {e}", a.out.display())))?;
+        let digest = keynet_encryption::encrypt_file(&public, &c, &a.input, &mut w).map_err(
+            |e| match e {
+                keynet_encryption::EncryptError::Io(e) => {
+                    ClientError::Failed(format!("{}: {e}", a.input.display()))
+                }
+                other => ClientError::Failed(other.to_string()),
+            },
+        )?;
         staged.finish(w)?;
-        let header = Header::read(&mut BufReader::new(
-            File::open(&a.out).map_err(|e| ClientError::Failed(e.to_string()))?,
-        ))?;
         Ok(serde_json::json!({
             "out": a.out.display().to_string(),
             "plaintext_bytes": size,
-            "plaintext_sha256": hex::encode(header.plaintext_sha256),
+            "plaintext_sha256": hex::encode(digest),
             "conditions_hash": hex::encode(c.hash()),
-            "identity": hex::encode(header.identity()),
+            "identity": hex::encode(keynet_encryption::identity(&c, &digest)),
             "public_key": hex::encode(public.0.to_compressed()),
         }))
     };

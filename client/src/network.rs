@@ -401,6 +401,35 @@ impl Network {
         Ok(())
     }
 
+    /// The links of `participants`, in that order (unknown ones left out).
+    fn links_of(&self, participants: &[Participant]) -> Vec<&Link> {
+        participants
+            .iter()
+            .filter_map(|p| self.links.iter().find(|l| l.participant == *p))
+            .collect()
+    }
+
+    /// A participant's endpoint, for naming it in errors.
+    fn name(&self, p: &Participant) -> String {
+        self.links
+            .iter()
+            .find(|l| l.participant == *p)
+            .map_or_else(|| format!("participant {p}"), |l| l.entry.endpoint.clone())
+    }
+
+    /// Fewer than the threshold of usable nodes: `available`, and why each other is not.
+    fn not_enough(&self, all: &[NodeStatus], available: usize) -> ClientError {
+        ClientError::NotEnoughNodes {
+            available,
+            n: self.links.len(),
+            threshold: self.threshold(),
+            failures: all
+                .iter()
+                .filter_map(|s| s.error.clone().map(|e| (s.endpoint.clone(), e)))
+                .collect(),
+        }
+    }
+
     /// One request to node `participant` (1-based registry position) on a verified
     /// connection: (HTTP status, body).
     pub async fn request(
@@ -481,15 +510,7 @@ impl Network {
             return Err(ClientError::Inconsistent(groups.join(" | ")));
         }
         if usable.len() < self.threshold() || packages.is_empty() {
-            return Err(ClientError::NotEnoughNodes {
-                available: usable.len(),
-                n: self.links.len(),
-                threshold: self.threshold(),
-                failures: all
-                    .iter()
-                    .filter_map(|s| s.error.clone().map(|e| (s.endpoint.clone(), e)))
-                    .collect(),
-            });
+            return Err(self.not_enough(&all, usable.len()));
         }
         let hexed = packages.keys().next().cloned().unwrap_or_default();
         let bytes = hex::decode(&hexed).map_err(|e| ClientError::Failed(e.to_string()))?;
@@ -557,11 +578,7 @@ impl Network {
                 failures: vec![],
             });
         }
-        let chosen: Vec<&Link> = usable
-            .iter()
-            .take(count)
-            .filter_map(|p| self.links.iter().find(|l| l.participant == *p))
-            .collect();
+        let chosen = self.links_of(&usable[..count]);
         let request = SignRequest {
             network: self.registry.network_id.clone(),
             key: key.clone(),
@@ -635,17 +652,11 @@ impl Network {
         public: &PublicKeyPackage,
         shares: &BTreeMap<Participant, (SignatureShare, SigningPackage)>,
     ) -> Result<Vec<u8>, ClientError> {
-        let name = |p: &Participant| {
-            self.links
-                .iter()
-                .find(|l| l.participant == *p)
-                .map_or_else(|| format!("participant {p}"), |l| l.entry.endpoint.clone())
-        };
         aggregate(public, shares).map_err(|e| match e {
             AggregateError::BadShares { culprits } => {
-                ClientError::BadShares(culprits.iter().map(name).collect())
+                ClientError::BadShares(culprits.iter().map(|p| self.name(p)).collect())
             }
-            AggregateError::PackageMismatch(p) => ClientError::BadShares(vec![name(&p)]),
+            AggregateError::PackageMismatch(p) => ClientError::BadShares(vec![self.name(&p)]),
             other => ClientError::Failed(other.to_string()),
         })
     }
@@ -658,17 +669,8 @@ impl Network {
         key: &KeyRef,
         message: [u8; 32],
         participants: &[Participant],
-    ) -> Result<
-        Vec<(
-            Participant,
-            Result<(SignatureShare, SigningPackage), String>,
-        )>,
-        ClientError,
-    > {
-        let chosen: Vec<&Link> = participants
-            .iter()
-            .filter_map(|p| self.links.iter().find(|l| l.participant == *p))
-            .collect();
+    ) -> Result<ShareAnswers, ClientError> {
+        let chosen = self.links_of(participants);
         self.sign_shares_to(user, key, message, &chosen, &chosen)
             .await
     }
@@ -681,20 +683,15 @@ impl Network {
         message: [u8; 32],
         named: &[Participant],
         sent_to: &[Participant],
-    ) -> Result<
-        Vec<(
-            Participant,
-            Result<(SignatureShare, SigningPackage), String>,
-        )>,
-        ClientError,
-    > {
-        let pick = |ps: &[Participant]| -> Vec<&Link> {
-            ps.iter()
-                .filter_map(|p| self.links.iter().find(|l| l.participant == *p))
-                .collect()
-        };
-        self.sign_shares_to(user, key, message, &pick(named), &pick(sent_to))
-            .await
+    ) -> Result<ShareAnswers, ClientError> {
+        self.sign_shares_to(
+            user,
+            key,
+            message,
+            &self.links_of(named),
+            &self.links_of(sent_to),
+        )
+        .await
     }
 
     async fn sign_shares_to(
@@ -704,13 +701,7 @@ impl Network {
         message: [u8; 32],
         named: &[&Link],
         sent_to: &[&Link],
-    ) -> Result<
-        Vec<(
-            Participant,
-            Result<(SignatureShare, SigningPackage), String>,
-        )>,
-        ClientError,
-    > {
+    ) -> Result<ShareAnswers, ClientError> {
         let request = SignRequest {
             network: self.registry.network_id.clone(),
             key: key.clone(),

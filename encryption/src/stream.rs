@@ -140,13 +140,14 @@ impl<R> Drop for Records<R> {
     }
 }
 
-/// Encrypts the file at `path` (hashed first, then streamed) to `output`.
+/// Encrypts the file at `path` (hashed first, then streamed) to `output`; returns the
+/// plaintext's sha256 (with the conditions, it names the file's identity).
 pub fn encrypt_file(
     network: &PublicKey<Bls>,
     conditions: &Conditions,
     path: &Path,
     output: &mut impl Write,
-) -> Result<(), EncryptError> {
+) -> Result<[u8; 32], EncryptError> {
     let mut h = Sha256::new();
     let mut f = std::fs::File::open(path)?;
     let mut buf = vec![0u8; CHUNK as usize];
@@ -164,7 +165,8 @@ pub fn encrypt_file(
         &digest,
         &mut std::fs::File::open(path)?,
         output,
-    )
+    )?;
+    Ok(digest)
 }
 
 /// Encrypts `input`, whose sha256 is `plaintext_sha256`, to `output`. (A wrong hash makes

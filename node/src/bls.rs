@@ -15,7 +15,9 @@ use axum::http::StatusCode;
 use blsful::SignatureSchemes;
 use keynet_conditions::{Conditions, Context, Presented};
 use keynet_protocol::registry::{Address, IdentityKey};
-use keynet_protocol::request::{Authorised, BlsSignRequest, DecryptRequest, PresentedSignature};
+use keynet_protocol::request::{
+    Authorised, BlsSignRequest, DecryptRequest, PresentedSignature, RequestError,
+};
 use keynet_threshold::dkg::Participant;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
@@ -62,18 +64,51 @@ fn bad(code: &'static str, message: impl Into<String>) -> ApiError {
     ApiError::new(StatusCode::BAD_REQUEST, code, message)
 }
 
-/// The checks both routes share: keys in force, the user's authorisation, the conditions
-/// parsed and holding for that user now. Returns the keys and the parsed conditions.
-#[allow(clippy::too_many_arguments)]
-fn admit(
+/// What the two conditional requests share, for [`admit`].
+trait Conditional: serde::de::DeserializeOwned {
+    /// Network, addressed node, conditions text, presented signatures.
+    fn parts(&self) -> (&str, &IdentityKey, &str, &[PresentedSignature]);
+    fn checked(&self) -> Result<(), RequestError>;
+    fn digest_of(&self) -> [u8; 32];
+}
+
+impl Conditional for DecryptRequest {
+    fn parts(&self) -> (&str, &IdentityKey, &str, &[PresentedSignature]) {
+        (&self.network, &self.node, &self.conditions, &self.presented)
+    }
+    fn checked(&self) -> Result<(), RequestError> {
+        self.validate()
+    }
+    fn digest_of(&self) -> [u8; 32] {
+        self.digest()
+    }
+}
+
+impl Conditional for BlsSignRequest {
+    fn parts(&self) -> (&str, &IdentityKey, &str, &[PresentedSignature]) {
+        (&self.network, &self.node, &self.conditions, &self.presented)
+    }
+    fn checked(&self) -> Result<(), RequestError> {
+        self.validate()
+    }
+    fn digest_of(&self) -> [u8; 32] {
+        self.digest()
+    }
+}
+
+/// Parses a request and runs the checks both routes share: keys in force, the request
+/// addressed to this node, the user's authorisation, the conditions parsed and holding for
+/// that user now. Returns the request, the keys and the parsed conditions.
+fn admit<R: Conditional>(
     state: &NodeState,
-    network: &str,
-    node: &IdentityKey,
-    conditions: &str,
-    presented: &[PresentedSignature],
-    digest: &[u8; 32],
-    auth: &keynet_protocol::auth::SignedAuth,
-) -> Result<(Arc<NetworkKeys>, Conditions), ApiError> {
+    body: &[u8],
+) -> Result<(R, Arc<NetworkKeys>, Conditions), ApiError> {
+    let req: Authorised<R> =
+        serde_json::from_slice(body).map_err(|e| bad("bad_request", e.to_string()))?;
+    req.request
+        .checked()
+        .map_err(|e| bad("bad_request", e.to_string()))?;
+    let (network, node, conditions, presented) = req.request.parts();
     let keys = state.keys_for(network)?;
     if *node != state.identity {
         // Another node's request, replayed here (or misaddressed): answering it would hand
@@ -105,7 +140,7 @@ fn admit(
     let now = unix_now().max(0) as u64;
     let user: Address = state
         .auth
-        .verify(auth, digest, now)
+        .verify(&req.auth, &req.request.digest_of(), now)
         .map_err(|e| ApiError::new(StatusCode::UNAUTHORIZED, "auth_refused", e.to_string()))?;
     let ctx = Context {
         requester: user,
@@ -119,7 +154,7 @@ fn admit(
                 .with("condition", json!({ "path": f.path, "reason": f.reason })),
         );
     }
-    Ok((keys, parsed))
+    Ok((req.request, keys, parsed))
 }
 
 fn share_for(
@@ -146,20 +181,7 @@ fn share_for(
 
 /// Handles `POST /v1/decrypt-share`.
 pub fn decrypt_share(state: &NodeState, body: &[u8]) -> Result<BlsShareResponse, ApiError> {
-    let req: Authorised<DecryptRequest> =
-        serde_json::from_slice(body).map_err(|e| bad("bad_request", e.to_string()))?;
-    let r = &req.request;
-    r.validate()
-        .map_err(|e| bad("bad_request", e.to_string()))?;
-    let (keys, conditions) = admit(
-        state,
-        &r.network,
-        &r.node,
-        &r.conditions,
-        &r.presented,
-        &r.digest(),
-        &req.auth,
-    )?;
+    let (r, keys, conditions) = admit::<DecryptRequest>(state, body)?;
     let id = keynet_encryption::identity(&conditions, &r.plaintext_sha256.0);
     let answer = share_for(state, &keys, &conditions, &id)?;
     state.bls.decryption_shares.fetch_add(1, Ordering::Relaxed);
@@ -168,23 +190,10 @@ pub fn decrypt_share(state: &NodeState, body: &[u8]) -> Result<BlsShareResponse,
 
 /// Handles `POST /v1/bls-sign`.
 pub fn bls_sign(state: &NodeState, body: &[u8]) -> Result<BlsShareResponse, ApiError> {
-    let req: Authorised<BlsSignRequest> =
-        serde_json::from_slice(body).map_err(|e| bad("bad_request", e.to_string()))?;
-    let r = &req.request;
+    let (r, keys, conditions) = admit::<BlsSignRequest>(state, body)?;
     let message = r
         .message_bytes()
         .map_err(|e| bad("bad_request", e.to_string()))?;
-    r.validate()
-        .map_err(|e| bad("bad_request", e.to_string()))?;
-    let (keys, conditions) = admit(
-        state,
-        &r.network,
-        &r.node,
-        &r.conditions,
-        &r.presented,
-        &r.digest(),
-        &req.auth,
-    )?;
     let signed = keynet_encryption::signed_message(&conditions, &message);
     let answer = share_for(state, &keys, &conditions, &signed)?;
     state.bls.statement_shares.fetch_add(1, Ordering::Relaxed);

@@ -92,6 +92,33 @@ async fn refused(
     }
 }
 
+/// POSTs to node `p` a decrypt-share request for `node` (registry position, 0-based) under
+/// `conditions`, authorised by `user`: (status, JSON answer).
+async fn raw_decrypt(
+    net: &Network,
+    user: &SigningKey,
+    node: usize,
+    conditions: String,
+    p: u16,
+) -> (u16, serde_json::Value) {
+    let request = DecryptRequest {
+        network: net.registry().network_id.clone(),
+        node: net.registry().nodes[node].identity_key,
+        conditions,
+        plaintext_sha256: Bytes32([1; 32]),
+        presented: vec![],
+    };
+    let auth = net
+        .authorise(user, &request.digest())
+        .unwrap_or_else(|e| panic!("{e}"));
+    let body = serde_json::to_vec(&Authorised { request, auth }).unwrap_or_default();
+    let (status, answer) = net
+        .request(p, "POST", "/v1/decrypt-share", body)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    (status, serde_json::from_slice(&answer).unwrap_or_default())
+}
+
 /// The standard BLS verification equation, e(sig, g2) = e(H(m), pk), with the basic
 /// scheme's hash-to-curve, written here rather than taken from blsful.
 fn bls_verify(public: &[u8], signed: &[u8], signature: &[u8]) -> bool {
@@ -207,23 +234,7 @@ fn every_condition_kind_holds_and_refuses_through_the_nodes() {
 
         // The node's JSON error names the condition as a field, and counts the refusal.
         let c = doc(&format!(r#"{{"address_is":"{me}"}}"#));
-        let node2 = net.registry().nodes[1].identity_key;
-        let request = DecryptRequest {
-            network: net.registry().network_id.clone(),
-            node: node2,
-            conditions: c.canonical(),
-            plaintext_sha256: Bytes32([1; 32]),
-            presented: vec![],
-        };
-        let auth = net
-            .authorise(&other, &request.digest())
-            .unwrap_or_else(|e| panic!("{e}"));
-        let body = serde_json::to_vec(&Authorised { request, auth }).unwrap_or_default();
-        let (status, body) = net
-            .request(2, "POST", "/v1/decrypt-share", body)
-            .await
-            .unwrap_or_else(|e| panic!("{e}"));
-        let v: serde_json::Value = serde_json::from_slice(&body).unwrap_or_default();
+        let (status, v) = raw_decrypt(&net, &other, 1, c.canonical(), 2).await;
         assert_eq!(status, 403, "{v}");
         assert_eq!(v["condition"]["path"], "condition.address_is", "{v}");
         let (_, health) = net
@@ -236,29 +247,14 @@ fn every_condition_kind_holds_and_refuses_through_the_nodes() {
 
         // Malformed conditions are a clear error, never allowed.
         let bad = r#"{"version":1,"condition":{"address_is":"0x12","extra":1}}"#;
-        let request = DecryptRequest {
-            network: net.registry().network_id.clone(),
-            node: net.registry().nodes[0].identity_key,
-            conditions: bad.into(),
-            plaintext_sha256: Bytes32([1; 32]),
-            presented: vec![],
-        };
-        let auth = net
-            .authorise(&user, &request.digest())
-            .unwrap_or_else(|e| panic!("{e}"));
-        let body = serde_json::to_vec(&Authorised { request, auth }).unwrap_or_default();
-        let (status, body) = net
-            .request(1, "POST", "/v1/decrypt-share", body)
-            .await
-            .unwrap_or_else(|e| panic!("{e}"));
-        let v: serde_json::Value = serde_json::from_slice(&body).unwrap_or_default();
+        let (status, v) = raw_decrypt(&net, &user, 0, bad.into(), 1).await;
         assert_eq!((status, v["code"].as_str()), (400, Some("bad_conditions")), "{v}");
 
         // A request the user made for node 2, replayed to the other nodes (as node 2 could):
         // each refuses it, so no node can collect others' shares with the user's request.
         let request = DecryptRequest {
             network: net.registry().network_id.clone(),
-            node: node2,
+            node: net.registry().nodes[1].identity_key,
             conditions: c.canonical(),
             plaintext_sha256: Bytes32([1; 32]),
             presented: vec![],

@@ -85,6 +85,32 @@ fn lp(h: &mut Sha256, bytes: &[u8]) {
     h.update(bytes);
 }
 
+/// Hashes a set of fixed-length items: their count, then the items in sorted order (the set
+/// matters, not how the client listed it).
+fn hash_set<'a>(h: &mut Sha256, items: impl Iterator<Item = &'a [u8]>) {
+    let mut items: Vec<&[u8]> = items.collect();
+    items.sort();
+    h.update((items.len() as u64).to_be_bytes());
+    for i in items {
+        h.update(i);
+    }
+}
+
+/// Refuses a list naming an item twice.
+fn no_repeats<'a, T: std::fmt::Display>(
+    field: &'static str,
+    items: &'a [T],
+    key: impl Fn(&'a T) -> &'a [u8],
+) -> Result<(), RequestError> {
+    let mut seen = std::collections::BTreeSet::new();
+    for i in items {
+        if !seen.insert(key(i)) {
+            return Err(bad(field, format!("{i} is listed twice")));
+        }
+    }
+    Ok(())
+}
+
 /// 32 bytes as `0x` + 64 hex digits.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct Bytes32(pub [u8; 32]);
@@ -132,13 +158,9 @@ impl SignRequest {
                 format!("must name 1 to {MAX_PARTICIPANTS} nodes"),
             ));
         }
-        let mut seen = std::collections::BTreeSet::new();
-        for p in &self.participants {
-            if !seen.insert(p.as_bytes()) {
-                return Err(bad("participants", format!("{p} is listed twice")));
-            }
-        }
-        Ok(())
+        no_repeats("participants", &self.participants, |p| {
+            p.as_bytes().as_slice()
+        })
     }
 
     /// The digest the user's authorisation names. Participants are hashed in sorted
@@ -150,12 +172,10 @@ impl SignRequest {
         h.update(self.key.owner.as_bytes());
         lp(&mut h, self.key.name.as_bytes());
         h.update(self.message.0);
-        let mut ps: Vec<&[u8; 33]> = self.participants.iter().map(|p| p.as_bytes()).collect();
-        ps.sort();
-        h.update((ps.len() as u64).to_be_bytes());
-        for p in ps {
-            h.update(p);
-        }
+        hash_set(
+            &mut h,
+            self.participants.iter().map(|p| p.as_bytes().as_slice()),
+        );
         h.finalize().into()
     }
 }
@@ -182,13 +202,7 @@ impl PermissionsRequest {
         if self.allowed.len() > MAX_ALLOWED {
             return Err(bad("allowed", format!("at most {MAX_ALLOWED} addresses")));
         }
-        let mut seen = std::collections::BTreeSet::new();
-        for a in &self.allowed {
-            if !seen.insert(a.as_bytes()) {
-                return Err(bad("allowed", format!("{a} is listed twice")));
-            }
-        }
-        Ok(())
+        no_repeats("allowed", &self.allowed, |a| a.as_bytes().as_slice())
     }
 
     /// The digest the owner's authorisation names (addresses in sorted order).
@@ -199,12 +213,7 @@ impl PermissionsRequest {
         h.update(self.key.owner.as_bytes());
         lp(&mut h, self.key.name.as_bytes());
         h.update(self.seq.to_be_bytes());
-        let mut a: Vec<&[u8; 20]> = self.allowed.iter().map(|a| a.as_bytes()).collect();
-        a.sort();
-        h.update((a.len() as u64).to_be_bytes());
-        for x in a {
-            h.update(x);
-        }
+        hash_set(&mut h, self.allowed.iter().map(|a| a.as_bytes().as_slice()));
         h.finalize().into()
     }
 }

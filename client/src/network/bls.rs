@@ -18,10 +18,10 @@ use keynet_encryption::{Bls, Header};
 use keynet_protocol::registry::{IdentityKey, address_of, eip191_sign};
 use keynet_protocol::request::{BlsSignRequest, Bytes32, DecryptRequest, PresentedSignature};
 use keynet_threshold::dkg::Participant;
-use keynet_threshold::wire::{bls_public_share, bls_share_from_hex, g2_from_hex};
-use serde::{Deserialize, Serialize};
+use keynet_threshold::wire::{bls_public_share, g2_from_hex};
+use serde::Serialize;
 
-use super::collect::{Collector, Culprits, combine_checked};
+use super::collect::{Collector, Culprits, combine_checked, parse_share};
 use super::{ClientError, Link, Network, NodeStatus, Refusal};
 
 /// The network's BLS public key and every participant's public share.
@@ -106,15 +106,23 @@ impl BlsOp {
         }
     }
 
-    /// The route and the user's authorisation of the request for node `node` (each node
-    /// gets its own: a node accepts only requests naming it).
+    /// The node route that answers this operation.
+    fn route(&self) -> &'static str {
+        match self {
+            BlsOp::Decrypt { .. } => "/v1/decrypt-share",
+            BlsOp::Sign { .. } => "/v1/bls-sign",
+        }
+    }
+
+    /// The user's authorisation of the request for node `node` (each node gets its own: a
+    /// node accepts only requests naming it).
     fn request(
         &self,
         net: &Network,
         user: &SigningKey,
         presented: &[PresentedSignature],
         node: IdentityKey,
-    ) -> Result<(&'static str, Vec<u8>), ClientError> {
+    ) -> Result<Vec<u8>, ClientError> {
         let network = net.registry.network_id.clone();
         let conditions = self.conditions().canonical();
         let usage = |e: keynet_protocol::request::RequestError| ClientError::Usage(e.to_string());
@@ -130,7 +138,7 @@ impl BlsOp {
                     presented: presented.to_vec(),
                 };
                 r.validate().map_err(usage)?;
-                Ok(("/v1/decrypt-share", net.authorised(user, r.digest(), r)?))
+                net.authorised(user, r.digest(), r)
             }
             BlsOp::Sign { message, .. } => {
                 let r = BlsSignRequest {
@@ -141,7 +149,7 @@ impl BlsOp {
                     presented: presented.to_vec(),
                 };
                 r.validate().map_err(usage)?;
-                Ok(("/v1/bls-sign", net.authorised(user, r.digest(), r)?))
+                net.authorised(user, r.digest(), r)
             }
         }
     }
@@ -218,7 +226,7 @@ impl Network {
                 served.entry(b.to_string()).or_default().push(s.clone());
             }
         }
-        let Some((json, usable)) = served.iter().max_by_key(|(_, v)| v.len()) else {
+        let Some((_, usable)) = served.iter().max_by_key(|(_, v)| v.len()) else {
             return Err(self.not_enough(&all, 0));
         };
         if usable.len() < self.threshold() {
@@ -236,23 +244,10 @@ impl Network {
             }
             return Err(self.not_enough(&all, usable.len()));
         }
-        let v: serde_json::Value =
-            serde_json::from_str(json).map_err(|e| ClientError::Failed(e.to_string()))?;
-        let keys = BlsKeys::from_json(&v)
-            .map_err(|e| ClientError::Failed(format!("{}: BLS keys: {e}", usable[0].endpoint)))?;
+        let first = &usable[0];
+        let keys = BlsKeys::from_json(first.bls.as_ref().unwrap_or(&serde_json::Value::Null))
+            .map_err(|e| ClientError::Failed(format!("{}: BLS keys: {e}", first.endpoint)))?;
         Ok((keys, usable.clone()))
-    }
-
-    fn not_enough(&self, all: &[NodeStatus], available: usize) -> ClientError {
-        ClientError::NotEnoughNodes {
-            available,
-            n: self.links.len(),
-            threshold: self.threshold(),
-            failures: all
-                .iter()
-                .filter_map(|s| s.error.clone().map(|e| (s.endpoint.clone(), e)))
-                .collect(),
-        }
     }
 
     /// The network's BLS public key (what files are encrypted to).
@@ -314,10 +309,7 @@ impl Network {
         presented: &[PresentedSignature],
     ) -> Result<Combined, ClientError> {
         let t = self.threshold();
-        let links: Vec<&Link> = usable
-            .iter()
-            .filter_map(|p| self.links.iter().find(|l| l.participant == *p))
-            .collect();
+        let links = self.links_of(usable);
         if links.len() < t {
             return Err(ClientError::NotEnoughNodes {
                 available: links.len(),
@@ -340,14 +332,11 @@ impl Network {
         while next < order.len() && c.held() + (order.len() - next) >= t {
             let wave = &order[next..(next + t - c.held()).min(order.len())];
             next += wave.len();
-            let mut items = Vec::with_capacity(wave.len());
-            let mut route = "";
-            for l in wave {
-                let (r, body) = op.request(self, user, presented, l.entry.identity_key)?;
-                route = r;
-                items.push((*l, body));
-            }
-            for (l, a) in self.post_each(route, items).await {
+            let items = wave
+                .iter()
+                .map(|l| Ok((*l, op.request(self, user, presented, l.entry.identity_key)?)))
+                .collect::<Result<Vec<_>, ClientError>>()?;
+            for (l, a) in self.post_each(op.route(), items).await {
                 c.answer(l.participant, a);
             }
             match c.combine() {
@@ -412,13 +401,6 @@ impl Network {
         }
     }
 
-    fn name(&self, p: &Participant) -> String {
-        self.links
-            .iter()
-            .find(|l| l.participant == *p)
-            .map_or_else(|| format!("participant {p}"), |l| l.entry.endpoint.clone())
-    }
-
     /// Combines shares over `signed` after verifying each against its participant's public
     /// share (naming the nodes whose shares do not verify), then verifies the result
     /// against the network key. At least the threshold of shares is required.
@@ -460,30 +442,19 @@ impl Network {
         presented: &[PresentedSignature],
         participants: &[Participant],
     ) -> Result<BlsShareAnswers, ClientError> {
-        let mut items = Vec::new();
-        let mut route = "";
-        for l in participants
-            .iter()
-            .filter_map(|p| self.links.iter().find(|l| l.participant == *p))
-        {
-            let (r, body) = op.request(self, user, presented, l.entry.identity_key)?;
-            route = r;
-            items.push((l, body));
-        }
+        let items = self
+            .links_of(participants)
+            .into_iter()
+            .map(|l| Ok((l, op.request(self, user, presented, l.entry.identity_key)?)))
+            .collect::<Result<Vec<_>, ClientError>>()?;
         Ok(self
-            .post_each(route, items)
+            .post_each(op.route(), items)
             .await
             .into_iter()
             .map(|(l, a)| {
-                let r = a.map_err(|r| r.text()).and_then(|b| {
-                    #[derive(Deserialize)]
-                    struct Answer {
-                        share: String,
-                    }
-                    serde_json::from_slice::<Answer>(&b)
-                        .map_err(|e| format!("share answer: {e}"))
-                        .and_then(|a| bls_share_from_hex(&a.share).map_err(|e| e.to_string()))
-                });
+                let r = a
+                    .map_err(|r| r.text())
+                    .and_then(|b| parse_share(&b, l.participant));
                 (l.participant, r)
             })
             .collect())

@@ -65,7 +65,7 @@ impl<'k> Collector<'k> {
     /// the node's refusal.
     pub(super) fn answer(&mut self, p: Participant, a: Result<Vec<u8>, Refusal>) {
         match a {
-            Ok(body) => match parse(&body, p) {
+            Ok(body) => match parse_share(&body, p) {
                 Ok(share) => {
                     self.shares.insert(p, share);
                 }
@@ -98,7 +98,7 @@ impl<'k> Collector<'k> {
 }
 
 /// A node's share, if its answer parses and the share carries the node's own identifier.
-fn parse(body: &[u8], p: Participant) -> Result<SignatureShare<Bls>, String> {
+pub(super) fn parse_share(body: &[u8], p: Participant) -> Result<SignatureShare<Bls>, String> {
     let a: Answer = serde_json::from_slice(body).map_err(|e| format!("answer: {e}"))?;
     let share = bls_share_from_hex(&a.share).map_err(|e| e.to_string())?;
     share_of(&share, p)
@@ -185,6 +185,13 @@ mod tests {
         })
     }
 
+    fn done(c: &mut Collector<'_>) -> Done {
+        c.combine()
+            .ok()
+            .flatten()
+            .unwrap_or_else(|| panic!("no signature"))
+    }
+
     fn p(i: usize) -> Participant {
         Participant::try_from(i).unwrap_or_else(|e| panic!("{e}"))
     }
@@ -200,11 +207,7 @@ mod tests {
         }
         assert!(matches!(c.combine(), Ok(None)), "two shares are not enough");
         c.answer(p(4), answer(&local, 4, &msg));
-        let (sig, used) = c
-            .combine()
-            .ok()
-            .flatten()
-            .unwrap_or_else(|| panic!("no sig"));
+        let (sig, used) = done(&mut c);
         assert_eq!(used, vec![p(2), p(3), p(4)]);
         assert!(sig.verify(&k.public, &msg).is_ok());
     }
@@ -244,11 +247,7 @@ mod tests {
         for i in [2, 3, 4] {
             c.answer(p(i), answer(&local, i, &msg));
         }
-        let (sig, used) = c
-            .combine()
-            .ok()
-            .flatten()
-            .unwrap_or_else(|| panic!("no sig"));
+        let (sig, used) = done(&mut c);
         assert_eq!(used, vec![p(2), p(3), p(4)]);
         assert!(sig.verify(&k.public, &msg).is_ok());
         assert_eq!(c.bad.len(), 1);
