@@ -85,12 +85,13 @@ $(OVMF_REPRO_STAMP): $(OVMF_SOURCES)
 	ovmf/check-reproducible.sh
 	touch $@
 
+# The test run builds each crate once: incremental caches (1.7 GB) would only fill the disk.
 lint:
 	$(CARGO) fmt --all -- --check
-	$(CARGO) clippy --workspace --all-targets --locked -- -D warnings
+	CARGO_INCREMENTAL=0 $(CARGO) clippy --workspace --all-targets --locked -- -D warnings
 
 cargo-test:
-	$(CARGO) test --workspace --locked
+	CARGO_INCREMENTAL=0 $(CARGO) test --workspace --locked
 
 ## bench: snp-measure vs sev-snp-measure (time, peak memory); snp-verify vs ring and snpguest; DKG and signing (in process, and end to end over attested TLS); decryption end to end; encryption of 1 GiB
 bench: test-deps

@@ -10,9 +10,11 @@
 #                            in ovmf/inputs.lock (for re-pinning only)
 #   OVMF_JOBS=<n>            parallel jobs (default: nproc; does not affect output)
 #   OVMF_CACHE_DIR=<dir>     tarball cache (default: <repo>/out/cache/ovmf)
+#   OVMF_KEEP_BUILD=1        keep the build tree after a successful build
 #
 # The build always runs in the fixed directory /tmp/keynet-ovmf-build/edk2,
-# which is wiped and recreated every time (see README.md for why).
+# which is wiped and recreated every time (see README.md for why) and removed
+# after a successful build.
 set -euo pipefail
 umask 022
 
@@ -231,5 +233,10 @@ if [[ $sha != "$pinned_sha" || $size != "$pinned_size" ]]; then
 	fi
 else
 	log "    matches the pinned sha256"
+fi
+# The 650 MB build tree is only needed to look into a failed build: drop it once the
+# firmware is out (CI disks are not large; OVMF_KEEP_BUILD=1 keeps it).
+if [[ ${OVMF_KEEP_BUILD:-0} != 1 ]]; then
+	rm -rf -- "$OVMF_BUILD_ROOT"
 fi
 log "done: $OUT_DIR/OVMF.fd ($size bytes, sha256 $sha), $OUT_DIR/ovmf.json"
