@@ -15,7 +15,7 @@ IMAGE_VERSION = $(shell awk '$$1 == "image-version" { print $$2 }' guest-image/i
 
 .DEFAULT_GOAL := all
 .PHONY: all image publish reproduce image-repro boot-test relock ovmf digests test test-deps \
-	lint cargo-test ovmf-repro bench fuzz demo help clean
+	lint cargo-test ovmf-repro bench fuzz demo help clean disk-check
 
 ## all: main job, same as `make image`
 all: image
@@ -71,7 +71,19 @@ digests: $(OVMF) $(SNP_MEASURE)
 	done; done
 
 ## test: every test: formatting, clippy, unit/integration tests, firmware and image reproducibility, boots
-test: test-deps lint cargo-test boot-test
+test: disk-check test-deps lint cargo-test boot-test
+
+# A clean `make test` peaks at about 4 GB on disk (target/, out/, the OVMF and second image
+# builds in /tmp). Said before it starts, so that a full disk is not first seen as a linker
+# crash half an hour later; a warm tree needs less, so this warns and goes on.
+TEST_DISK_GB := 5
+disk-check:
+	@for d in . /tmp; do \
+	    free=$$(df -Pk "$$d" | awk 'NR == 2 { print int($$4 / 1048576) }'); \
+	    if (( free < $(TEST_DISK_GB) )); then \
+	        echo "WARNING: $$free GB free in $$d; a clean 'make test' needs about $(TEST_DISK_GB) GB" >&2; \
+	    fi; \
+	done
 
 ## test-deps: what the tests need (reproducible firmware and image, reference tools, Debian OVMF)
 test-deps: ovmf-repro $(OVMF) image image-repro

@@ -7,11 +7,12 @@
 #   git             listing the source tree the image is built from
 #   cpio            tests: GNU cpio reads back our initramfs (a reference reader)
 #   qemu-system-x86, ovmf  boot tests (TCG) with Debian's generic firmware
+#   libfaketime     node tests: a live node whose clock runs behind the others
 set -euo pipefail
 # shellcheck source=guest-image/lib.sh
 . "$(dirname -- "${BASH_SOURCE[0]}")/lib.sh"
 
-PACKAGES=(build-essential ca-certificates cpio curl git kmod ovmf qemu-system-x86)
+PACKAGES=(build-essential ca-certificates cpio curl git kmod libfaketime ovmf qemu-system-x86)
 missing=()
 for p in "${PACKAGES[@]}"; do
 	[[ $(dpkg-query -W -f='${db:Status-Status}' "$p" 2>/dev/null || true) == installed ]] || missing+=("$p")

@@ -4,7 +4,8 @@
 //!
 //! - Every condition kind and combinations of them: a requester who meets them decrypts, one
 //!   who does not is refused by the nodes, naming the condition that failed.
-//! - A node's bad share is named; with n - t nodes down decryption still works.
+//! - A node's bad share is named, also from a live node holding other keys inside the
+//!   client's collection loop; with n - t nodes down decryption still works.
 //! - A file or conditions altered in transit do not decrypt.
 //! - Signatures from `/v1/bls-sign` verify with the standard BLS equation written here
 //!   (ciphersuite BLS_SIG_BLS12381G1_XMD:SHA-256_SSWU_RO_NUL_), not only through blsful,
@@ -441,4 +442,162 @@ fn seven_nodes_decrypt_with_two_down() {
             );
         }
     });
+}
+
+/// A live node whose key share is not the one its public share commits to: node 2 is given
+/// back the sealed keys of an earlier DKG of the same network and epoch (as a node restored
+/// from a stale backup would be). A client that looked up the keys before sees node 2's bad
+/// share, names it and asks another node; a client looking now leaves node 2 out.
+#[test]
+fn a_live_node_with_other_keys_is_named_and_replaced() {
+    let mut cluster = Cluster::start(4, 2000);
+    rt().block_on(async {
+        cluster.wait_dkg().await;
+        let old_keys = sealed_keys(&cluster, 1);
+        let stale = std::fs::read(&old_keys).unwrap_or_else(|e| panic!("{e}"));
+
+        // A second DKG of the same network and epoch: every node's sealed keys removed.
+        for i in 0..cluster.n {
+            cluster.stop_node(i);
+            std::fs::remove_file(sealed_keys(&cluster, i)).unwrap_or_else(|e| panic!("{e}"));
+        }
+        for i in 0..cluster.n {
+            cluster.start_node(i);
+        }
+        cluster.wait_dkg().await;
+        let net = cluster.network();
+        let user = cluster.user();
+        let c = doc(&format!(r#"{{"address_is":"{}"}}"#, addr(&user)));
+        let file = seal(&net, &c, b"stale share").await;
+        let fresh = std::fs::read(sealed_keys(&cluster, 1)).unwrap_or_else(|e| panic!("{e}"));
+        assert_ne!(fresh, stale, "the second DKG made new keys");
+
+        // Node 2 restarts with the first DKG's keys; `net` keeps the keys it looked up.
+        cluster.stop_node(1);
+        std::fs::write(sealed_keys(&cluster, 1), &stale).unwrap_or_else(|e| panic!("{e}"));
+        cluster.start_node(1);
+        cluster.wait_dkg().await;
+        let node2 = cluster.endpoint(1);
+        let mut named = 0;
+        // Four requests: the rotating first wave of three includes node 2 in three of them.
+        for _ in 0..4 {
+            let mut input = file.as_slice();
+            let header = Header::read(&mut input).unwrap_or_else(|e| panic!("{e}"));
+            let mut out = Vec::new();
+            let report = net
+                .decrypt(&user, &header, &[], &mut input, &mut out)
+                .await
+                .unwrap_or_else(|e| panic!("{e}"));
+            assert_eq!(out, b"stale share");
+            assert!(!report.participants.contains(&node2), "{report:?}");
+            match report.bad_shares.as_slice() {
+                [] => {}
+                [one] if one.starts_with(&node2) => named += 1,
+                other => panic!("only node 2 may be named: {other:?}"),
+            }
+        }
+        assert_eq!(
+            named, 3,
+            "node 2 was asked in three of the four first waves"
+        );
+
+        // A client looking now takes the keys a threshold serves and never asks node 2.
+        let net = cluster.network();
+        let (_, usable) = net.bls_keys().await.unwrap_or_else(|e| panic!("{e}"));
+        assert!(usable.iter().all(|s| s.endpoint != node2), "{usable:?}");
+        let mut input = file.as_slice();
+        let header = Header::read(&mut input).unwrap_or_else(|e| panic!("{e}"));
+        let mut out = Vec::new();
+        let report = net
+            .decrypt(&user, &header, &[], &mut input, &mut out)
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(out, b"stale share");
+        assert!(report.bad_shares.is_empty(), "{report:?}");
+    });
+}
+
+/// Node `i`'s sealed network keys (its state holds one set: one network, one epoch).
+fn sealed_keys(cluster: &Cluster, i: usize) -> std::path::PathBuf {
+    let dir = cluster.path(&format!("node-{i}/state"));
+    let mut found = std::fs::read_dir(&dir)
+        .unwrap_or_else(|e| panic!("{e}"))
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| {
+            p.file_name()
+                .and_then(|n| n.to_str())
+                .is_some_and(|n| n.starts_with("keys-"))
+        })
+        .collect::<Vec<_>>();
+    assert_eq!(found.len(), 1, "{found:?}");
+    found.remove(0)
+}
+
+/// A live node that refuses wrongly: node 2's clock runs 40 s behind (libfaketime), so it
+/// refuses a window that opened 20 s ago. The client takes the refusal, asks another node,
+/// decrypts, and reports who refused; with a second such node, fewer than t nodes agree and
+/// the refusal, naming the condition, is the answer.
+#[test]
+fn a_live_node_with_a_slow_clock_refuses_and_is_replaced() {
+    let faketime = libfaketime();
+    let slow = [
+        ("LD_PRELOAD", faketime.as_str()),
+        ("FAKETIME", "-40"),
+        // Timers and deadlines stay on the real monotonic clock.
+        ("FAKETIME_DONT_FAKE_MONOTONIC", "1"),
+    ];
+    let mut cluster = Cluster::start(4, 2000);
+    rt().block_on(async {
+        cluster.wait_dkg().await;
+        cluster.stop_node(1);
+        cluster.start_node_with(1, &slow);
+        cluster.wait_dkg().await;
+        let net = cluster.network();
+        let user = cluster.user();
+        let c = doc(&format!(
+            r#"{{"all":[{{"address_is":"{}"}},{{"time_after":{}}}]}}"#,
+            addr(&user),
+            now() - 20
+        ));
+        let file = seal(&net, &c, b"opened 20 s ago").await;
+        let node2 = cluster.endpoint(1);
+        let mut refused_by_2 = 0;
+        for _ in 0..4 {
+            let mut input = file.as_slice();
+            let header = Header::read(&mut input).unwrap_or_else(|e| panic!("{e}"));
+            let mut out = Vec::new();
+            let report = net
+                .decrypt(&user, &header, &[], &mut input, &mut out)
+                .await
+                .unwrap_or_else(|e| panic!("{e}"));
+            assert_eq!(out, b"opened 20 s ago");
+            assert!(report.bad_shares.is_empty(), "{report:?}");
+            match report.refused.as_slice() {
+                [] => {}
+                [one] if one.starts_with(&node2) && one.contains("time_after") => refused_by_2 += 1,
+                other => panic!("only node 2 may refuse: {other:?}"),
+            }
+        }
+        assert_eq!(
+            refused_by_2, 3,
+            "node 2 is in three of the four first waves"
+        );
+
+        // Node 3 slow too: two of four agree, fewer than t = 3.
+        cluster.stop_node(2);
+        cluster.start_node_with(2, &slow);
+        cluster.wait_dkg().await;
+        let net = cluster.network();
+        refused(&net, &user, &file, &[], "time_after").await;
+    });
+}
+
+/// libfaketime's preload library (Debian's libfaketime, installed by guest-image/deps.sh).
+fn libfaketime() -> String {
+    let at = "/usr/lib/x86_64-linux-gnu/faketime/libfaketime.so.1";
+    assert!(
+        std::path::Path::new(at).is_file(),
+        "{at} missing: install Debian's libfaketime (guest-image/deps.sh does)"
+    );
+    at.to_owned()
 }

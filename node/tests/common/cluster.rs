@@ -52,11 +52,17 @@ impl Cluster {
     }
 
     pub fn start_node(&mut self, i: usize) {
+        self.start_node_with(i, &[]);
+    }
+
+    /// Starts node `i` with extra environment variables.
+    pub fn start_node_with(&mut self, i: usize, env: &[(&str, &str)]) {
         let log = std::fs::File::create(self.path(&format!("node-{i}.log")))
             .unwrap_or_else(|e| panic!("{e}"));
         let child = Command::new(env!("CARGO_BIN_EXE_keynode"))
             .args(["run", "--config"])
             .arg(self.config(i))
+            .envs(env.iter().copied())
             .env("RUST_LOG", "info")
             .env("NO_COLOR", "1")
             .stdout(Stdio::null())
