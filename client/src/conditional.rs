@@ -245,10 +245,10 @@ pub fn decrypt(a: DecryptArgs) -> ExitCode {
             Header::read(&mut input).map_err(|e| usage(format!("{}: {e}", a.input.display())))?;
         let net = open(&a.net)?;
         let (staged, mut w) = Staged::new(&a.out)?;
-        let combined =
+        let report =
             runtime()?.block_on(net.decrypt(&user, &header, &presented, &mut input, &mut w))?;
         staged.finish(w)?;
-        Ok(combined)
+        Ok(report)
     };
     match run() {
         Ok(c) => {

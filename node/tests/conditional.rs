@@ -19,7 +19,7 @@ use blstrs_plus::elliptic_curve_013::hash2curve::ExpandMsgXmd;
 use blstrs_plus::group::Curve;
 use blstrs_plus::{G1Projective, G2Affine, G2Projective, pairing};
 use k256::ecdsa::SigningKey;
-use keynet::network::{BlsOp, ClientError, Network, present};
+use keynet::network::{BlsOp, ClientError, Network, SharesReport, present};
 use keynet_conditions::Conditions;
 use keynet_encryption::{Bls, DecryptError, Header};
 use keynet_protocol::registry::address_of;
@@ -68,12 +68,25 @@ async fn open(
     file: &[u8],
     presented: &[PresentedSignature],
 ) -> Result<Vec<u8>, ClientError> {
+    open_reported(net, user, file, presented)
+        .await
+        .map(|(out, _)| out)
+}
+
+/// The plaintext and the client's report of which nodes gave, spoiled or refused shares.
+async fn open_reported(
+    net: &Network,
+    user: &SigningKey,
+    file: &[u8],
+    presented: &[PresentedSignature],
+) -> Result<(Vec<u8>, SharesReport), ClientError> {
     let mut input = file;
     let header = Header::read(&mut input)?;
     let mut out = Vec::new();
-    net.decrypt(user, &header, presented, &mut input, &mut out)
+    let report = net
+        .decrypt(user, &header, presented, &mut input, &mut out)
         .await?;
-    Ok(out)
+    Ok((out, report))
 }
 
 /// Decrypting as `user` is refused by a node naming `path` as the failed condition.
@@ -453,8 +466,7 @@ fn a_live_node_with_other_keys_is_named_and_replaced() {
     let mut cluster = Cluster::start(4, 2000);
     rt().block_on(async {
         cluster.wait_dkg().await;
-        let old_keys = sealed_keys(&cluster, 1);
-        let stale = std::fs::read(&old_keys).unwrap_or_else(|e| panic!("{e}"));
+        let stale = std::fs::read(sealed_keys(&cluster, 1)).unwrap_or_else(|e| panic!("{e}"));
 
         // A second DKG of the same network and epoch: every node's sealed keys removed.
         for i in 0..cluster.n {
@@ -481,11 +493,7 @@ fn a_live_node_with_other_keys_is_named_and_replaced() {
         let mut named = 0;
         // Four requests: the rotating first wave of three includes node 2 in three of them.
         for _ in 0..4 {
-            let mut input = file.as_slice();
-            let header = Header::read(&mut input).unwrap_or_else(|e| panic!("{e}"));
-            let mut out = Vec::new();
-            let report = net
-                .decrypt(&user, &header, &[], &mut input, &mut out)
+            let (out, report) = open_reported(&net, &user, &file, &[])
                 .await
                 .unwrap_or_else(|e| panic!("{e}"));
             assert_eq!(out, b"stale share");
@@ -505,11 +513,7 @@ fn a_live_node_with_other_keys_is_named_and_replaced() {
         let net = cluster.network();
         let (_, usable) = net.bls_keys().await.unwrap_or_else(|e| panic!("{e}"));
         assert!(usable.iter().all(|s| s.endpoint != node2), "{usable:?}");
-        let mut input = file.as_slice();
-        let header = Header::read(&mut input).unwrap_or_else(|e| panic!("{e}"));
-        let mut out = Vec::new();
-        let report = net
-            .decrypt(&user, &header, &[], &mut input, &mut out)
+        let (out, report) = open_reported(&net, &user, &file, &[])
             .await
             .unwrap_or_else(|e| panic!("{e}"));
         assert_eq!(out, b"stale share");
@@ -539,9 +543,8 @@ fn sealed_keys(cluster: &Cluster, i: usize) -> std::path::PathBuf {
 /// the refusal, naming the condition, is the answer.
 #[test]
 fn a_live_node_with_a_slow_clock_refuses_and_is_replaced() {
-    let faketime = libfaketime();
     let slow = [
-        ("LD_PRELOAD", faketime.as_str()),
+        ("LD_PRELOAD", libfaketime()),
         ("FAKETIME", "-40"),
         // Timers and deadlines stay on the real monotonic clock.
         ("FAKETIME_DONT_FAKE_MONOTONIC", "1"),
@@ -563,11 +566,7 @@ fn a_live_node_with_a_slow_clock_refuses_and_is_replaced() {
         let node2 = cluster.endpoint(1);
         let mut refused_by_2 = 0;
         for _ in 0..4 {
-            let mut input = file.as_slice();
-            let header = Header::read(&mut input).unwrap_or_else(|e| panic!("{e}"));
-            let mut out = Vec::new();
-            let report = net
-                .decrypt(&user, &header, &[], &mut input, &mut out)
+            let (out, report) = open_reported(&net, &user, &file, &[])
                 .await
                 .unwrap_or_else(|e| panic!("{e}"));
             assert_eq!(out, b"opened 20 s ago");
@@ -593,11 +592,11 @@ fn a_live_node_with_a_slow_clock_refuses_and_is_replaced() {
 }
 
 /// libfaketime's preload library (Debian's libfaketime, installed by guest-image/deps.sh).
-fn libfaketime() -> String {
+fn libfaketime() -> &'static str {
     let at = "/usr/lib/x86_64-linux-gnu/faketime/libfaketime.so.1";
     assert!(
         std::path::Path::new(at).is_file(),
         "{at} missing: install Debian's libfaketime (guest-image/deps.sh does)"
     );
-    at.to_owned()
+    at
 }
