@@ -6,7 +6,7 @@ use std::process::ExitCode;
 use clap::{Args, Subcommand};
 use k256::ecdsa::SigningKey;
 use keynet::network::{ClientError, Network, NetworkFile};
-use keynet_protocol::registry::{Address, address_of};
+use keynet_eth::{Address, address_of};
 use keynet_protocol::request::KeyRef;
 use zeroize::Zeroizing;
 
@@ -178,12 +178,8 @@ pub fn sign(a: SignArgs) -> ExitCode {
             Some(o) => address(o, "--owner")?,
             None => address_of(user.verifying_key()),
         };
-        let key = KeyRef {
-            owner,
-            name: a.name.clone(),
-        };
-        key.validate()
-            .map_err(|e| ClientError::Usage(e.to_string()))?;
+        let key =
+            KeyRef::new(owner, a.name.clone()).map_err(|e| ClientError::Usage(e.to_string()))?;
         let mut digest = [0u8; 32];
         hex::decode_to_slice(a.digest.trim_start_matches("0x"), &mut digest)
             .map_err(|e| ClientError::Usage(format!("--digest: 64 hex digits: {e}")))?;
@@ -218,11 +214,7 @@ pub fn pkp(c: PkpCommand) -> ExitCode {
             json,
         } => {
             let run = || -> Result<serde_json::Value, ClientError> {
-                let key = KeyRef {
-                    owner: address(&owner, "--owner")?,
-                    name,
-                };
-                key.validate()
+                let key = KeyRef::new(address(&owner, "--owner")?, name)
                     .map_err(|e| ClientError::Usage(e.to_string()))?;
                 let root = match (group_key, network) {
                     (Some(g), _) => hex::decode(g.trim_start_matches("0x"))
@@ -244,8 +236,8 @@ pub fn pkp(c: PkpCommand) -> ExitCode {
                 let public = keynet_threshold::derive::derive_public(&root, &id)
                     .map_err(|e| ClientError::Usage(format!("--group-key: {e}")))?;
                 Ok(serde_json::json!({
-                    "owner": key.owner.to_checksum(),
-                    "name": key.name,
+                    "owner": key.owner().to_checksum(),
+                    "name": key.name(),
                     "key_id": hex::encode(id),
                     "group_key": hex::encode(&root),
                     "public_key": hex::encode(public),

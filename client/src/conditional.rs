@@ -120,11 +120,7 @@ fn presented(files: &[PathBuf]) -> Result<Vec<PresentedSignature>, ClientError> 
         .map(|p| {
             let b =
                 std::fs::read(p).map_err(|e| usage(format!("--present {}: {e}", p.display())))?;
-            let s: PresentedSignature = serde_json::from_slice(&b)
-                .map_err(|e| usage(format!("--present {}: {e}", p.display())))?;
-            s.signature_bytes()
-                .map_err(|e| usage(format!("--present {}: {e}", p.display())))?;
-            Ok(s)
+            serde_json::from_slice(&b).map_err(|e| usage(format!("--present {}: {e}", p.display())))
         })
         .collect()
 }

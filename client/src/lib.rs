@@ -4,7 +4,6 @@
 #![forbid(unsafe_code)]
 
 pub mod attest;
-pub mod http;
 pub mod network;
 
 pub use attest::{AttestError, Attestation, attest, trust_store};

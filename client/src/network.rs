@@ -1,11 +1,12 @@
 //! The client's view of a Keynet network: the signed registry, a verified connection to
 //! each node, the network's public keys, and the threshold operations.
 //!
-//! Every node is checked before any request leaves the client: its certificate is verified
-//! during the TLS handshake (chain to the pinned roots, report, published measurement,
-//! binding to the TLS key), the node must be the registry member at that endpoint, and it
-//! must answer a fresh-evidence challenge bound to a nonce and to this very TLS session.
-//! The network's public keys are taken only if every reachable node serves the same ones.
+//! Every node is checked before any request leaves the client
+//! ([`keynet_net::verify::verify_node`], on each new connection): its certificate is
+//! verified during the TLS handshake (chain to the pinned roots, report, published
+//! measurement, binding to the TLS key), the node must be the registry member at that
+//! endpoint, and it must answer a fresh-evidence challenge bound to a nonce and to this very
+//! TLS session. The network's public keys are taken only if the reachable nodes agree.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -14,39 +15,25 @@ use std::time::Duration;
 
 use attestation_verifier::tls::NodeVerifier;
 use attestation_verifier::validate::{Manifest, Policy};
-use attestation_verifier::verdict::Status;
-use base64::Engine;
-use bytes::Bytes;
 use futures_util::future::join_all;
-use http_body_util::Full;
-use hyper::client::conn::http1::SendRequest;
 use k256::ecdsa::SigningKey;
+use keynet_eth::{Address, address_of, eip191_sign};
+use keynet_net::pool::{CallError, Pool};
+use keynet_protocol::api::{ErrorBody, ErrorCode, HandshakeRequest, PublicKeys, Route, route};
 use keynet_protocol::auth::{AuthMessage, SignedAuth};
-use keynet_protocol::registry::{Address, NodeEntry, Registry, SignedRegistry, address_of};
-use keynet_protocol::request::{Authorised, Bytes32, KeyRef, PermissionsRequest, SignRequest};
-use keynet_threshold::aggregate::{AggregateError, aggregate};
-use keynet_threshold::derive::derive_public_package;
+use keynet_protocol::registry::{Registry, SignedRegistry};
+use keynet_protocol::request::{Authorised, UserRequest};
 use keynet_threshold::dkg::Participant;
-use keynet_threshold::frost::SigningPackage;
 use keynet_threshold::frost::keys::PublicKeyPackage;
-use keynet_threshold::frost::round2::SignatureShare;
 use serde::{Deserialize, Serialize};
 
-use crate::attest::{check_fresh, client_config, trust_store};
-use crate::http::{Pool, send};
+use crate::attest::trust_store;
 
 mod bls;
 mod collect;
+mod sign;
 pub use bls::{BlsKeys, BlsOp, BlsShareAnswers, BlsSigned, Combined, SharesReport, present};
-
-/// Each node's answer to a request sent to all: endpoint, and ok or the node's error.
-pub type NodeAnswers = Vec<(String, Result<(), String>)>;
-
-/// Each participant's signature share and the package it signed, or its error.
-pub type ShareAnswers = Vec<(
-    Participant,
-    Result<(SignatureShare, SigningPackage), String>,
-)>;
+pub use sign::{NodeAnswers, ShareAnswers, Signed};
 
 /// How long an authorisation the client makes is valid.
 pub const AUTH_LIFETIME: u64 = 300;
@@ -81,8 +68,8 @@ pub enum ClientError {
     Refused {
         /// The node.
         endpoint: String,
-        /// Its stable error code.
-        code: String,
+        /// Why: the node's stable error code, or that it could not be reached.
+        code: RefusalCode,
         /// Its message.
         message: String,
     },
@@ -95,6 +82,28 @@ pub enum ClientError {
     /// Anything else that went wrong while talking to the network.
     #[error("{0}")]
     Failed(String),
+}
+
+/// Why a node gave no answer the client could use.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum RefusalCode {
+    /// No connection, no answer, or not the registry member (not shown genuine).
+    Unreachable,
+    /// A 200 answer that is not the route's answer.
+    BadAnswer,
+    /// The node's own error code.
+    Node(ErrorCode),
+}
+
+impl std::fmt::Display for RefusalCode {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            RefusalCode::Unreachable => f.write_str("unreachable"),
+            RefusalCode::BadAnswer => f.write_str("bad_answer"),
+            RefusalCode::Node(c) => f.write_str(c.as_str()),
+        }
+    }
 }
 
 fn failures_text(f: &[(String, String)]) -> String {
@@ -135,11 +144,16 @@ impl NetworkFile {
     }
 }
 
-/// A node as the client sees it.
+/// A node as the client sees it: its participant index and verified connections to it.
 struct Link {
-    entry: NodeEntry,
     participant: Participant,
     pool: Pool,
+}
+
+impl Link {
+    fn endpoint(&self) -> &str {
+        &self.pool.member().endpoint
+    }
 }
 
 /// A node that could be used, with what it serves.
@@ -157,20 +171,74 @@ pub struct NodeStatus {
     pub error: Option<String>,
     /// The FROST group key it serves (hex), if any.
     pub group_key: Option<String>,
+    /// The public keys it serves.
     #[serde(skip)]
-    public_package: Option<String>,
-    /// The BLS public key and public shares it serves (`bls12_381_g2` of the handshake).
-    #[serde(skip)]
-    bls: Option<serde_json::Value>,
+    keys: Option<PublicKeys>,
+}
+
+/// Why a node did not answer a request with its answer.
+enum Refusal {
+    /// Not reached, or not shown to be the registry member.
+    Unreachable(String),
+    /// The node's error.
+    Node { status: u16, body: ErrorBody },
+    /// A 200 that is not the route's answer.
+    BadAnswer(String),
+}
+
+impl From<CallError> for Refusal {
+    fn from(e: CallError) -> Self {
+        match e {
+            CallError::Refused { status, body, .. } => Refusal::Node { status, body },
+            CallError::BadAnswer { reason, .. } => Refusal::BadAnswer(reason),
+            other => Refusal::Unreachable(other.to_string()),
+        }
+    }
+}
+
+impl Refusal {
+    fn code(&self) -> RefusalCode {
+        match self {
+            Refusal::Unreachable(_) => RefusalCode::Unreachable,
+            Refusal::Node { body, .. } => RefusalCode::Node(body.code),
+            Refusal::BadAnswer(_) => RefusalCode::BadAnswer,
+        }
+    }
+
+    fn message(&self) -> &str {
+        match self {
+            Refusal::Unreachable(m) | Refusal::BadAnswer(m) => m,
+            Refusal::Node { body, .. } => &body.message,
+        }
+    }
+
+    fn text(&self) -> String {
+        match self {
+            Refusal::Unreachable(m) => m.clone(),
+            Refusal::Node { status, body } => format!("{status} {}: {}", body.code, body.message),
+            Refusal::BadAnswer(m) => format!("200 bad_answer: {m}"),
+        }
+    }
+
+    /// Is it the user's to fix (conditions, authorisation, request)?
+    fn users_fault(&self) -> bool {
+        matches!(self, Refusal::Node { status, .. } if (400..500).contains(status))
+    }
+
+    fn into_error(self, endpoint: &str) -> ClientError {
+        ClientError::Refused {
+            endpoint: endpoint.to_owned(),
+            code: self.code(),
+            message: self.message().to_owned(),
+        }
+    }
 }
 
 /// A connected network.
 pub struct Network {
     registry: Registry,
     domain: String,
-    verifier: Arc<NodeVerifier>,
     links: Vec<Link>,
-    timeout: Duration,
     /// The agreed public key package and the usable participants, from the last look.
     cache: std::sync::Mutex<Option<(PublicKeyPackage, Vec<Participant>)>>,
     /// The agreed BLS keys and the usable participants, from the last look.
@@ -180,10 +248,7 @@ pub struct Network {
 }
 
 fn now() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or(0)
+    u64::try_from(keynet_net::unix_now()).unwrap_or(0)
 }
 
 fn random_nonce() -> Result<String, ClientError> {
@@ -191,44 +256,6 @@ fn random_nonce() -> Result<String, ClientError> {
     ring::rand::SecureRandom::fill(&ring::rand::SystemRandom::new(), &mut b)
         .map_err(|_| ClientError::Failed("no randomness".into()))?;
     Ok(hex::encode(b))
-}
-
-/// A node's JSON error, as (code, message).
-fn node_error(body: &[u8]) -> (String, String) {
-    let v: serde_json::Value = serde_json::from_slice(body).unwrap_or_default();
-    (
-        v["code"].as_str().unwrap_or("unknown").to_owned(),
-        v["message"]
-            .as_str()
-            .map(str::to_owned)
-            .unwrap_or_else(|| String::from_utf8_lossy(body).into_owned()),
-    )
-}
-
-/// Why a node did not answer a request with 200.
-struct Refusal {
-    /// The HTTP status, if the node answered at all.
-    status: Option<u16>,
-    /// Its stable error code (`unreachable` without an answer).
-    code: String,
-    message: String,
-}
-
-impl Refusal {
-    fn text(&self) -> String {
-        match self.status {
-            Some(status) => format!("{status} {}: {}", self.code, self.message),
-            None => self.message.clone(),
-        }
-    }
-
-    fn into_error(self, endpoint: &str) -> ClientError {
-        ClientError::Refused {
-            endpoint: endpoint.to_owned(),
-            code: self.code,
-            message: self.message,
-        }
-    }
 }
 
 impl Network {
@@ -272,24 +299,20 @@ impl Network {
     ) -> Result<Network, ClientError> {
         let timeout = Duration::from_secs(10);
         let config = Arc::new(
-            client_config(verifier.clone()).map_err(|e| ClientError::Usage(e.to_string()))?,
+            keynet_net::tls::client_config(verifier.clone(), None)
+                .map_err(|e| ClientError::Usage(e.to_string()))?,
         );
         let links = registry
-            .nodes
-            .iter()
-            .enumerate()
-            .map(|(i, e)| Link {
-                entry: e.clone(),
-                participant: Participant::try_from(i + 1).unwrap_or(0),
-                pool: Pool::new(&e.endpoint, config.clone(), timeout),
+            .participants()
+            .map(|(participant, e)| Link {
+                participant,
+                pool: Pool::new(e.clone(), config.clone(), verifier.clone(), timeout),
             })
             .collect();
         Ok(Network {
             registry,
             domain: domain.to_owned(),
-            verifier,
             links,
-            timeout,
             cache: std::sync::Mutex::new(None),
             bls_cache: std::sync::Mutex::new(None),
             rotate: std::sync::atomic::AtomicUsize::new(0),
@@ -306,101 +329,6 @@ impl Network {
         self.registry.threshold() as usize
     }
 
-    /// One request to a node on a verified connection: (status, body).
-    async fn call(
-        &self,
-        link: &Link,
-        method: &str,
-        path: &str,
-        body: Vec<u8>,
-    ) -> Result<(u16, Vec<u8>), String> {
-        let (mut sender, cert) = link.pool.take().await.map_err(|e| e.to_string())?;
-        if let Some((cert, exporter)) = cert {
-            self.check_new(link, &mut sender, &cert, &exporter).await?;
-        }
-        let r = send(
-            &mut sender,
-            &link.entry.endpoint,
-            method,
-            path,
-            body,
-            self.timeout,
-        )
-        .await
-        .map_err(|e| e.to_string())?;
-        link.pool.put(sender);
-        Ok(r)
-    }
-
-    /// A new connection: the handshake verified a genuine node; it must be the registry
-    /// member at this endpoint and answer a fresh challenge bound to this very session.
-    async fn check_new(
-        &self,
-        link: &Link,
-        sender: &mut SendRequest<Full<Bytes>>,
-        cert: &[u8],
-        exporter: &[u8],
-    ) -> Result<(), String> {
-        let node = self
-            .verifier
-            .cached(cert, now() as i64)
-            .ok_or("certificate verified but not cached")?;
-        if node.evidence.identity.as_slice() != link.entry.identity_key.as_bytes().as_slice()
-            || !node
-                .evidence
-                .endpoint
-                .eq_ignore_ascii_case(&link.entry.endpoint)
-        {
-            return Err(format!(
-                "the node there is not the registry member {}",
-                link.entry.identity_key
-            ));
-        }
-        let nonce = random_nonce().map_err(|e| e.to_string())?;
-        let (status, body) = send(
-            sender,
-            &link.entry.endpoint,
-            "GET",
-            &format!("/v1/attestation?nonce={nonce}"),
-            vec![],
-            self.timeout,
-        )
-        .await
-        .map_err(|e| e.to_string())?;
-        if status != 200 {
-            return Err(format!(
-                "/v1/attestation answered {status}: {}",
-                node_error(&body).1
-            ));
-        }
-        let v: serde_json::Value =
-            serde_json::from_slice(&body).map_err(|e| format!("/v1/attestation: {e}"))?;
-        let ev = base64::engine::general_purpose::STANDARD
-            .decode(v["evidence"].as_str().unwrap_or(""))
-            .map_err(|e| format!("/v1/attestation: {e}"))?;
-        let mut verdict = node.verdict.clone();
-        let nonce_bytes = hex::decode(&nonce).map_err(|e| e.to_string())?;
-        check_fresh(
-            &mut verdict,
-            &self.verifier,
-            &node.evidence,
-            &node.spki,
-            &ev,
-            &nonce_bytes,
-            exporter,
-        );
-        let failed: Vec<String> = verdict
-            .checks
-            .iter()
-            .filter(|c| c.status == Status::Fail)
-            .map(|c| format!("{}: {}", c.check, c.detail))
-            .collect();
-        if !failed.is_empty() {
-            return Err(format!("fresh evidence rejected: {}", failed.join("; ")));
-        }
-        Ok(())
-    }
-
     /// The links of `participants`, in that order (unknown ones left out).
     fn links_of(&self, participants: &[Participant]) -> Vec<&Link> {
         participants
@@ -411,10 +339,9 @@ impl Network {
 
     /// A participant's endpoint, for naming it in errors.
     fn name(&self, p: &Participant) -> String {
-        self.links
-            .iter()
-            .find(|l| l.participant == *p)
-            .map_or_else(|| format!("participant {p}"), |l| l.entry.endpoint.clone())
+        self.registry
+            .entry(*p)
+            .map_or_else(|| format!("participant {p}"), |e| e.endpoint.clone())
     }
 
     /// Fewer than the threshold of usable nodes: `available`, and why each other is not.
@@ -431,7 +358,7 @@ impl Network {
     }
 
     /// One request to node `participant` (1-based registry position) on a verified
-    /// connection: (HTTP status, body).
+    /// connection: (HTTP status, body). For tests and tools that look at the wire itself.
     pub async fn request(
         &self,
         participant: Participant,
@@ -444,47 +371,50 @@ impl Network {
             .iter()
             .find(|l| l.participant == participant)
             .ok_or_else(|| format!("no participant {participant}"))?;
-        self.call(link, method, path, body).await
+        link.pool
+            .request(method, path, body)
+            .await
+            .map_err(|e| e.to_string())
     }
 
     /// Connects to every node (concurrently) and reports what each serves.
     pub async fn status(&self) -> Vec<NodeStatus> {
         let calls = self.links.iter().map(|l| async move {
             let mut s = NodeStatus {
-                endpoint: l.entry.endpoint.clone(),
+                endpoint: l.endpoint().to_owned(),
                 participant: l.participant,
                 verified: false,
                 dkg: None,
                 error: None,
                 group_key: None,
-                public_package: None,
-                bls: None,
+                keys: None,
             };
-            match self.call(l, "POST", "/v1/handshake", b"{}".to_vec()).await {
-                Ok((200, body)) => {
+            match l.pool.call::<route::Handshake>(&HandshakeRequest {}).await {
+                Ok(info) => {
                     s.verified = true;
-                    let v: serde_json::Value = serde_json::from_slice(&body).unwrap_or_default();
-                    s.dkg = v["dkg"]["state"].as_str().map(str::to_owned);
-                    let f = &v["public_keys"]["frost_secp256k1"];
-                    s.group_key = f["group_key"].as_str().map(str::to_owned);
-                    s.public_package = f["public_key_package"].as_str().map(str::to_owned);
-                    s.bls =
-                        Some(v["public_keys"]["bls12_381_g2"].clone()).filter(|b| b.is_object());
-                    if s.group_key.is_none() {
-                        s.error = Some(format!(
-                            "holds no network keys (DKG {})",
-                            s.dkg.as_deref().unwrap_or("unknown")
-                        ));
+                    s.dkg = Some(info.dkg.state.to_string());
+                    s.group_key = info
+                        .public_keys
+                        .as_ref()
+                        .map(|k| k.frost_secp256k1.group_key.clone());
+                    s.keys = info.public_keys;
+                    if s.keys.is_none() {
+                        s.error = Some(format!("holds no network keys (DKG {})", info.dkg.state));
                     }
                 }
-                Ok((status, body)) => {
+                Err(CallError::Refused { status, body, .. }) => {
                     s.verified = true;
                     s.error = Some(format!(
-                        "/v1/handshake answered {status}: {}",
-                        node_error(&body).1
+                        "{} answered {status}: {}",
+                        route::Handshake::PATH,
+                        body.message
                     ));
                 }
-                Err(e) => s.error = Some(e),
+                Err(e @ CallError::BadAnswer { .. }) => {
+                    s.verified = true;
+                    s.error = Some(e.to_string());
+                }
+                Err(e) => s.error = Some(e.to_string()),
             }
             s
         });
@@ -496,313 +426,60 @@ impl Network {
     pub async fn public_keys(&self) -> Result<(PublicKeyPackage, Vec<NodeStatus>), ClientError> {
         let all = self.status().await;
         let usable: Vec<NodeStatus> = all.iter().filter(|s| s.error.is_none()).cloned().collect();
-        let mut packages: BTreeMap<String, Vec<String>> = BTreeMap::new();
+        let mut packages: BTreeMap<&str, Vec<&str>> = BTreeMap::new();
         for s in &usable {
-            if let Some(p) = &s.public_package {
+            if let Some(k) = &s.keys {
                 packages
-                    .entry(p.clone())
+                    .entry(k.frost_secp256k1.public_key_package.as_str())
                     .or_default()
-                    .push(s.endpoint.clone());
+                    .push(&s.endpoint);
             }
         }
         if packages.len() > 1 {
             let groups: Vec<String> = packages.values().map(|v| v.join(" ")).collect();
             return Err(ClientError::Inconsistent(groups.join(" | ")));
         }
-        if usable.len() < self.threshold() || packages.is_empty() {
+        let Some(hexed) = packages
+            .keys()
+            .next()
+            .filter(|_| usable.len() >= self.threshold())
+        else {
             return Err(self.not_enough(&all, usable.len()));
-        }
-        let hexed = packages.keys().next().cloned().unwrap_or_default();
-        let bytes = hex::decode(&hexed).map_err(|e| ClientError::Failed(e.to_string()))?;
+        };
+        let bytes = hex::decode(hexed).map_err(|e| ClientError::Failed(e.to_string()))?;
         let package = PublicKeyPackage::deserialize(&bytes)
             .map_err(|e| ClientError::Failed(format!("public key package: {e}")))?;
         Ok((package, usable))
     }
 
-    /// Signs `message` with the derived key `key` as `user`, using `count` nodes (at least
-    /// the threshold; `None` means the threshold). The network's keys and the usable nodes
-    /// are looked up once and kept; if a chosen node cannot be reached they are looked up
-    /// again and the signing is retried once with the nodes that answer.
-    pub async fn sign(
+    /// `request` with the user's authorisation of its digest, as the JSON body nodes take.
+    fn authorised<R: UserRequest + Serialize>(
         &self,
         user: &SigningKey,
-        key: &KeyRef,
-        message: [u8; 32],
-        count: Option<usize>,
-    ) -> Result<Signed, ClientError> {
-        let cached = self.cache.lock().unwrap_or_else(|p| p.into_inner()).clone();
-        let fresh = cached.is_none();
-        let (root, usable) = match cached {
-            Some(c) => c,
-            None => self.refresh().await?,
-        };
-        match self
-            .sign_once(&root, &usable, user, key, message, count)
-            .await
-        {
-            Err(ClientError::Refused { code, .. }) if code == "unreachable" && !fresh => {
-                let (root, usable) = self.refresh().await?;
-                self.sign_once(&root, &usable, user, key, message, count)
-                    .await
-            }
-            other => other,
-        }
-    }
-
-    async fn refresh(&self) -> Result<(PublicKeyPackage, Vec<Participant>), ClientError> {
-        let (root, usable) = self.public_keys().await?;
-        let entry = (
-            root,
-            usable.iter().map(|s| s.participant).collect::<Vec<_>>(),
-        );
-        *self.cache.lock().unwrap_or_else(|p| p.into_inner()) = Some(entry.clone());
-        Ok(entry)
-    }
-
-    async fn sign_once(
-        &self,
-        root: &PublicKeyPackage,
-        usable: &[Participant],
-        user: &SigningKey,
-        key: &KeyRef,
-        message: [u8; 32],
-        count: Option<usize>,
-    ) -> Result<Signed, ClientError> {
-        let t = self.threshold();
-        let count = count.unwrap_or(t).max(t);
-        if usable.len() < count {
-            return Err(ClientError::NotEnoughNodes {
-                available: usable.len(),
-                n: self.links.len(),
-                threshold: count,
-                failures: vec![],
-            });
-        }
-        let chosen = self.links_of(&usable[..count]);
-        let request = SignRequest {
-            network: self.registry.network_id.clone(),
-            key: key.clone(),
-            message: Bytes32(message),
-            participants: chosen.iter().map(|l| l.entry.identity_key).collect(),
-        };
-        request
-            .validate()
-            .map_err(|e| ClientError::Usage(e.to_string()))?;
-        let body = self.authorised(user, request.digest(), request)?;
-        let mut shares = BTreeMap::new();
-        let mut refusals = Vec::new();
-        for (l, a) in self.post_all(&chosen, "/v1/sign", body).await {
-            let share = a.and_then(|b| {
-                parse_share(&b).map_err(|message| Refusal {
-                    status: Some(200),
-                    code: "bad_answer".into(),
-                    message,
-                })
-            });
-            match share {
-                Ok(s) => {
-                    shares.insert(l.participant, s);
-                }
-                Err(r) => refusals.push(r.into_error(&l.entry.endpoint)),
-            }
-        }
-        // An unreachable node explains the others' timeouts: report it first.
-        refusals.sort_by_key(
-            |r| !matches!(r, ClientError::Refused { code, .. } if code == "unreachable"),
-        );
-        if let Some(first) = refusals.into_iter().next() {
-            return Err(first);
-        }
-        // The nodes must have signed our message, with exactly the nodes we chose.
-        let want: std::collections::BTreeSet<keynet_threshold::frost::Identifier> = chosen
-            .iter()
-            .filter_map(|l| keynet_threshold::frost::Identifier::try_from(l.participant).ok())
-            .collect();
-        for (p, (_, pkg)) in &shares {
-            let signers: std::collections::BTreeSet<_> =
-                pkg.signing_commitments().keys().copied().collect();
-            if pkg.message().as_slice() != message.as_slice() || signers != want {
-                let endpoint = chosen
-                    .iter()
-                    .find(|l| l.participant == *p)
-                    .map_or_else(String::new, |l| l.entry.endpoint.clone());
-                return Err(ClientError::BadShares(vec![endpoint]));
-            }
-        }
-        let public = derive_public_package(root, &key.key_id())
-            .map_err(|e| ClientError::Failed(e.to_string()))?;
-        let signature = self.combine(&public, &shares)?;
-        let public_key = public
-            .verifying_key()
-            .serialize()
-            .map_err(|e| ClientError::Failed(e.to_string()))?;
-        Ok(Signed {
-            signature: hex::encode(signature),
-            public_key: hex::encode(public_key),
-            message: hex::encode(message),
-            participants: chosen.iter().map(|l| l.entry.endpoint.clone()).collect(),
-        })
-    }
-
-    /// Aggregates shares (participant → share and the package it signed), naming the
-    /// nodes whose shares do not verify. The result is checked with the RFC 9591
-    /// equation before it is returned.
-    pub fn combine(
-        &self,
-        public: &PublicKeyPackage,
-        shares: &BTreeMap<Participant, (SignatureShare, SigningPackage)>,
-    ) -> Result<Vec<u8>, ClientError> {
-        aggregate(public, shares).map_err(|e| match e {
-            AggregateError::BadShares { culprits } => {
-                ClientError::BadShares(culprits.iter().map(|p| self.name(p)).collect())
-            }
-            AggregateError::PackageMismatch(p) => ClientError::BadShares(vec![self.name(&p)]),
-            other => ClientError::Failed(other.to_string()),
-        })
-    }
-
-    /// Collects the raw share answers of `participants` for a request (for tests and
-    /// tools that inspect shares before combining).
-    pub async fn sign_shares(
-        &self,
-        user: &SigningKey,
-        key: &KeyRef,
-        message: [u8; 32],
-        participants: &[Participant],
-    ) -> Result<ShareAnswers, ClientError> {
-        let chosen = self.links_of(participants);
-        self.sign_shares_to(user, key, message, &chosen, &chosen)
-            .await
-    }
-
-    /// Sends a request naming `named` participants to the nodes `sent_to` only.
-    pub async fn sign_shares_partial(
-        &self,
-        user: &SigningKey,
-        key: &KeyRef,
-        message: [u8; 32],
-        named: &[Participant],
-        sent_to: &[Participant],
-    ) -> Result<ShareAnswers, ClientError> {
-        self.sign_shares_to(
-            user,
-            key,
-            message,
-            &self.links_of(named),
-            &self.links_of(sent_to),
-        )
-        .await
-    }
-
-    async fn sign_shares_to(
-        &self,
-        user: &SigningKey,
-        key: &KeyRef,
-        message: [u8; 32],
-        named: &[&Link],
-        sent_to: &[&Link],
-    ) -> Result<ShareAnswers, ClientError> {
-        let request = SignRequest {
-            network: self.registry.network_id.clone(),
-            key: key.clone(),
-            message: Bytes32(message),
-            participants: named.iter().map(|l| l.entry.identity_key).collect(),
-        };
-        let body = self.authorised(user, request.digest(), request)?;
-        Ok(self
-            .post_all(sent_to, "/v1/sign", body)
-            .await
-            .into_iter()
-            .map(|(l, a)| {
-                let r = a.map_err(|r| r.text()).and_then(|b| parse_share(&b));
-                (l.participant, r)
-            })
-            .collect())
-    }
-
-    /// Sets who besides the owner (`owner`'s address) may sign with the owner's key
-    /// `name`, on every reachable node; returns each node's answer.
-    pub async fn set_permissions(
-        &self,
-        owner: &SigningKey,
-        name: &str,
-        allowed: Vec<Address>,
-        seq: u64,
-    ) -> Result<NodeAnswers, ClientError> {
-        let request = PermissionsRequest {
-            network: self.registry.network_id.clone(),
-            key: KeyRef {
-                owner: address_of(owner.verifying_key()),
-                name: name.to_owned(),
-            },
-            seq,
-            allowed,
-        };
-        request
-            .validate()
-            .map_err(|e| ClientError::Usage(e.to_string()))?;
-        let body = self.authorised(owner, request.digest(), request)?;
-        let all: Vec<&Link> = self.links.iter().collect();
-        Ok(self
-            .post_all(&all, "/v1/pkp/permissions", body)
-            .await
-            .into_iter()
-            .map(|(l, a)| {
-                (
-                    l.entry.endpoint.clone(),
-                    a.map(|_| ()).map_err(|r| r.text()),
-                )
-            })
-            .collect())
-    }
-
-    /// `request` with the user's authorisation of its `digest`, as the JSON body nodes take.
-    fn authorised<R: Serialize>(
-        &self,
-        user: &SigningKey,
-        digest: [u8; 32],
         request: R,
     ) -> Result<Vec<u8>, ClientError> {
-        let auth = self.authorise(user, &digest)?;
+        let auth = self.authorise(user, &request.digest())?;
         serde_json::to_vec(&Authorised { request, auth })
             .map_err(|e| ClientError::Failed(e.to_string()))
     }
 
-    /// POSTs `body` to `path` on each of `links` concurrently: each one's 200 body, or why not.
-    async fn post_all<'a>(
+    /// POSTs `body` to route `R` on each of `links` concurrently: each one's answer, or why not.
+    async fn post_all<'a, R: Route>(
         &self,
         links: &[&'a Link],
-        path: &str,
         body: Vec<u8>,
-    ) -> Vec<(&'a Link, Result<Vec<u8>, Refusal>)> {
-        self.post_each(path, links.iter().map(|l| (*l, body.clone())).collect())
+    ) -> Vec<(&'a Link, Result<R::Response, Refusal>)> {
+        self.post_each::<R>(links.iter().map(|l| (*l, body.clone())).collect())
             .await
     }
 
-    /// POSTs each body to `path` on its link, concurrently.
-    async fn post_each<'a>(
+    /// POSTs each body to route `R` on its link, concurrently.
+    async fn post_each<'a, R: Route>(
         &self,
-        path: &str,
         items: Vec<(&'a Link, Vec<u8>)>,
-    ) -> Vec<(&'a Link, Result<Vec<u8>, Refusal>)> {
+    ) -> Vec<(&'a Link, Result<R::Response, Refusal>)> {
         join_all(items.into_iter().map(|(l, body)| async move {
-            let r = match self.call(l, "POST", path, body).await {
-                Ok((200, b)) => Ok(b),
-                Ok((status, b)) => {
-                    let (code, message) = node_error(&b);
-                    Err(Refusal {
-                        status: Some(status),
-                        code,
-                        message,
-                    })
-                }
-                Err(message) => Err(Refusal {
-                    status: None,
-                    code: "unreachable".into(),
-                    message,
-                }),
-            };
-            (l, r)
+            (l, l.pool.call_raw::<R>(body).await.map_err(Refusal::from))
         }))
         .await
     }
@@ -824,38 +501,11 @@ impl Network {
             expires_at: issued + AUTH_LIFETIME,
         };
         let text = m.to_text();
-        let sig = keynet_protocol::registry::eip191_sign(text.as_bytes(), user)
-            .map_err(|e| ClientError::Failed(e.to_string()))?;
+        let sig =
+            eip191_sign(text.as_bytes(), user).map_err(|e| ClientError::Failed(e.to_string()))?;
         Ok(SignedAuth {
             message: text,
             signature: format!("0x{}", hex::encode(sig)),
         })
     }
-}
-
-/// A threshold signature.
-#[derive(Clone, Debug, Serialize)]
-pub struct Signed {
-    /// 65 bytes: R (compressed) || z, hex.
-    pub signature: String,
-    /// The derived public key (compressed), hex.
-    pub public_key: String,
-    /// The signed digest, hex.
-    pub message: String,
-    /// The nodes that took part.
-    pub participants: Vec<String>,
-}
-
-fn parse_share(body: &[u8]) -> Result<(SignatureShare, SigningPackage), String> {
-    #[derive(Deserialize)]
-    struct Answer {
-        share: String,
-        package: String,
-    }
-    let a: Answer = serde_json::from_slice(body).map_err(|e| format!("share answer: {e}"))?;
-    let share = SignatureShare::deserialize(&hex::decode(&a.share).map_err(|e| e.to_string())?)
-        .map_err(|e| format!("share: {e}"))?;
-    let package = SigningPackage::deserialize(&hex::decode(&a.package).map_err(|e| e.to_string())?)
-        .map_err(|e| format!("signing package: {e}"))?;
-    Ok((share, package))
 }

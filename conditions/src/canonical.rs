@@ -38,7 +38,7 @@ fn string(out: &mut String, s: &str) {
     out.push('"');
 }
 
-fn address(out: &mut String, a: &keynet_protocol::registry::Address) {
+fn address(out: &mut String, a: &keynet_eth::Address) {
     out.push_str("\"0x");
     out.push_str(&hex::encode(a.as_bytes()));
     out.push('"');

@@ -1,7 +1,7 @@
 //! Evaluating conditions for one requester, at the node's time. A failure says which
 //! condition failed and why (expected vs found), so a refused user knows what to fix.
 
-use keynet_protocol::registry::{Address, eip191_recover};
+use keynet_eth::{Address, eip191_recover};
 
 use crate::model::{Condition, Conditions};
 

@@ -35,4 +35,6 @@ mod model;
 
 pub use canonical::{DOMAIN, canonical_json};
 pub use eval::{Context, Failure, Presented};
-pub use model::{Condition, Conditions, ConditionsError, MAX_DEPTH, MAX_LIST, MAX_NODES, VERSION};
+pub use model::{
+    Condition, Conditions, ConditionsError, MAX_DEPTH, MAX_DOCUMENT, MAX_LIST, MAX_NODES, VERSION,
+};

@@ -1,6 +1,6 @@
 //! The condition types and their strict parser.
 
-use keynet_protocol::registry::Address;
+use keynet_eth::Address;
 use serde::Deserialize;
 
 /// The only version of the language.
@@ -13,6 +13,9 @@ pub const MAX_NODES: usize = 256;
 pub const MAX_LIST: usize = 1024;
 /// Longest `signed_by` statement, bytes.
 pub const MAX_STATEMENT: usize = 1024;
+/// Longest conditions document a node accepts in a request, bytes: a file's conditions
+/// must fit in canonical form, or nobody could ever ask for its decryption key.
+pub const MAX_DOCUMENT: usize = 64 * 1024;
 /// Times must be below this (year 10000), so every node reads them the same.
 pub const MAX_TIME: u64 = 253_402_300_800;
 

@@ -3,7 +3,7 @@
 
 use k256::ecdsa::SigningKey;
 use keynet_conditions::{Conditions, Context, Presented};
-use keynet_protocol::registry::{Address, address_of, eip191_sign};
+use keynet_eth::{Address, address_of, eip191_sign};
 use proptest::prelude::*;
 
 const A: &str = "0x5aAeb6053F3E94C9b9A09f33669435E7Ef1BeAed";

@@ -87,10 +87,10 @@ impl Header {
             Ok(n as usize)
         };
         let n = len(take(4, "conditions length")?, "conditions")?;
-        if n > keynet_protocol::request::MAX_CONDITIONS {
+        if n > keynet_conditions::MAX_DOCUMENT {
             return Err(DecryptError::Header(format!(
                 "conditions: {n} bytes; nodes accept at most {}",
-                keynet_protocol::request::MAX_CONDITIONS
+                keynet_conditions::MAX_DOCUMENT
             )));
         }
         let conditions_bytes = take(n, "conditions")?;

@@ -36,7 +36,7 @@ pub enum EncryptError {
     /// The conditions are larger than a node accepts in a request: nobody could decrypt.
     #[error(
         "encrypt: the conditions are {0} bytes in canonical form; nodes accept at most {max}",
-        max = keynet_protocol::request::MAX_CONDITIONS
+        max = keynet_conditions::MAX_DOCUMENT
     )]
     ConditionsTooLarge(usize),
 }
@@ -179,7 +179,7 @@ pub fn encrypt(
     output: &mut impl Write,
 ) -> Result<(), EncryptError> {
     let canonical = conditions.canonical().len();
-    if canonical > keynet_protocol::request::MAX_CONDITIONS {
+    if canonical > keynet_conditions::MAX_DOCUMENT {
         return Err(EncryptError::ConditionsTooLarge(canonical));
     }
     let mut data_key = Zeroizing::new([0u8; 32]);

@@ -231,7 +231,7 @@ fn conditions_too_large_for_a_request_are_refused_at_encryption() {
         list(2)
     );
     let c = Conditions::parse(json.as_bytes()).unwrap_or_else(|e| panic!("{e}"));
-    assert!(c.canonical().len() > keynet_protocol::request::MAX_CONDITIONS);
+    assert!(c.canonical().len() > keynet_conditions::MAX_DOCUMENT);
     let keys = network();
     let mut out = Vec::new();
     let err = encrypt(&keys[0].public, &c, &[0; 32], &mut &b""[..], &mut out);

@@ -24,7 +24,7 @@ use k256::ecdsa::SigningKey;
 use keynet::network::{ClientError, Network, NetworkFile};
 use keynet_conditions::Conditions;
 use keynet_encryption::Header;
-use keynet_protocol::registry::address_of;
+use keynet_eth::address_of;
 use keynet_protocol::request::KeyRef;
 use sha2::{Digest, Sha256};
 
@@ -168,10 +168,7 @@ async fn measure(n: usize, count: usize) -> Result<Row> {
     };
     let text = std::fs::read_to_string(&cluster.user_key)?;
     let user = SigningKey::from_slice(&hex::decode(text.trim())?)?;
-    let key = KeyRef {
-        owner: address_of(user.verifying_key()),
-        name: "bench".into(),
-    };
+    let key = KeyRef::new(address_of(user.verifying_key()), "bench")?;
     let t = net.threshold();
     let net = Arc::new(net);
 

@@ -6,8 +6,13 @@
 use std::net::SocketAddr;
 use std::path::PathBuf;
 
-use keynet_protocol::registry::{Address, validate_endpoint};
+use keynet_eth::Address;
+use keynet_protocol::registry::validate_endpoint;
 use serde::Deserialize;
+
+/// Why a build without the `simulated` feature refuses simulation, whatever the command line.
+const NOT_BUILT_IN: &str = "this keynode build has no simulated platform (it was built without \
+    the `simulated` feature, as the published image's keynode is)";
 
 /// The whole configuration.
 #[derive(Clone, Debug, Deserialize)]
@@ -209,6 +214,9 @@ impl Config {
         })?;
         c.authority()?;
         c.registry_source()?;
+        if !crate::evidence::SIMULATION_BUILT_IN {
+            c.refuse_simulation(NOT_BUILT_IN)?;
+        }
         if c.evidence.provider == ProviderChoice::Simulated && c.evidence.simulated_state.is_none()
         {
             return Err(ConfigError::Field {
@@ -230,19 +238,23 @@ impl Config {
         Ok(c)
     }
 
-    /// Refuses anything simulated: inside the published image the host writes this
-    /// configuration, and only the measured command line may allow simulation.
+    /// Refuses anything simulated: inside a test image the host writes this configuration,
+    /// and only the measured command line may allow simulation.
     pub fn require_hardware(&self) -> Result<(), ConfigError> {
+        self.refuse_simulation("this node runs with --hardware-only")
+    }
+
+    fn refuse_simulation(&self, why: &str) -> Result<(), ConfigError> {
         if self.evidence.provider == ProviderChoice::Simulated {
             return Err(ConfigError::Field {
                 field: "evidence.provider",
-                reason: "\"simulated\" is refused: this node runs with --hardware-only".into(),
+                reason: format!("\"simulated\" is refused: {why}"),
             });
         }
         if self.peers.trust_simulated.is_some() {
             return Err(ConfigError::Field {
                 field: "peers.trust_simulated",
-                reason: "refused: this node runs with --hardware-only".into(),
+                reason: format!("refused: {why}"),
             });
         }
         Ok(())
@@ -277,12 +289,10 @@ impl Config {
         self.registry
             .authority
             .parse()
-            .map_err(
-                |e: keynet_protocol::registry::ValueError| ConfigError::Field {
-                    field: "registry.authority",
-                    reason: e.to_string(),
-                },
-            )
+            .map_err(|e: keynet_eth::AddressError| ConfigError::Field {
+                field: "registry.authority",
+                reason: e.to_string(),
+            })
     }
 }
 

@@ -7,7 +7,8 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result, bail};
 use attestation_verifier::validate::manifest::{Entry, ImageId, Manifest, SCHEMA_V1};
-use keynet_protocol::registry::{IdentityKey, NodeEntry, Registry, address_of, sign};
+use keynet_eth::address_of;
+use keynet_protocol::registry::{IdentityKey, NodeEntry, Registry, sign};
 
 use keynet_store::Store;
 

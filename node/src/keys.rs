@@ -2,6 +2,7 @@
 //! group's public key package, its BLS12-381 key share and the BLS public keys, for one
 //! (network, epoch). Sealed in the node's store, so a restart needs no new DKG.
 
+use keynet_protocol::api::{BlsPublic, FrostPublic, PublicKeys};
 use keynet_store::{Store, StoreError};
 use keynet_threshold::bls_dkg::BlsKey;
 use keynet_threshold::dkg::Participant;
@@ -149,28 +150,33 @@ impl NetworkKeys {
     }
 
     /// The public part, as `/v1/handshake` serves it.
-    pub fn public_json(&self) -> serde_json::Value {
-        let frost_public = self
-            .frost_public
-            .serialize()
-            .map(hex::encode)
-            .unwrap_or_default();
-        let group = self
-            .frost_public
-            .verifying_key()
-            .serialize()
-            .map(hex::encode)
-            .unwrap_or_default();
-        serde_json::json!({
-            "epoch": self.epoch,
-            "threshold": self.bls.threshold,
-            "frost_secp256k1": { "group_key": group, "public_key_package": frost_public },
-            "bls12_381_g2": {
-                "public_key": keynet_threshold::wire::g2_hex(&self.bls.public.0),
-                "public_shares": self.bls.public_shares.iter()
-                    .map(|(p, v)| (p.to_string(), serde_json::Value::from(keynet_threshold::wire::g2_hex(v))))
-                    .collect::<serde_json::Map<_, _>>(),
+    pub fn public_keys(&self) -> PublicKeys {
+        use keynet_threshold::wire::g2_hex;
+        PublicKeys {
+            epoch: self.epoch,
+            threshold: self.bls.threshold,
+            frost_secp256k1: FrostPublic {
+                group_key: self
+                    .frost_public
+                    .verifying_key()
+                    .serialize()
+                    .map(hex::encode)
+                    .unwrap_or_default(),
+                public_key_package: self
+                    .frost_public
+                    .serialize()
+                    .map(hex::encode)
+                    .unwrap_or_default(),
             },
-        })
+            bls12_381_g2: BlsPublic {
+                public_key: g2_hex(&self.bls.public.0),
+                public_shares: self
+                    .bls
+                    .public_shares
+                    .iter()
+                    .map(|(p, v)| (*p, g2_hex(v)))
+                    .collect(),
+            },
+        }
     }
 }

@@ -1,18 +1,42 @@
-//! keynode as a library: configuration, evidence providers, the node's identity, attested
-//! TLS, the HTTPS API, the network's DKG, sealed keys, threshold signing, and BLS shares
-//! under access-control conditions.
+//! keynode as a library. A node in rooms, each with one job (ARCHITECTURE.md draws them):
+//!
+//! - [`run`]: starting a node from its configuration, everything checked before the port
+//!   opens; [`config`]: the host's configuration, validated.
+//! - [`state`]: what a running node holds, behind methods.
+//! - [`listener`]: the accept loop: attested TLS, peer admission.
+//! - [`api`]: the routes, their handlers and the error body (types in
+//!   [`keynet_protocol::api`]).
+//! - [`registry`]: where the registry comes from, and the rule that it never goes back.
+//! - services: [`dkg`] (the network's key generation), [`sign`] (threshold FROST signing),
+//!   [`bls`] (decryption and statement shares under conditions), [`pkp`] (who may sign
+//!   with a derived key).
+//! - the node's own secrets: [`identity`], [`keys`], [`tls`], and where evidence and
+//!   sealing keys come from ([`evidence`]); [`peer`]: verified connections to other nodes.
+//!
+//! The simulated SNP platform (and `keynode dev-network`) exist only in a build with the
+//! `simulated` feature; the published image's keynode is built without it.
 #![forbid(unsafe_code)]
 
+pub mod api;
 pub mod bls;
 pub mod config;
+#[cfg(feature = "simulated")]
 pub mod devnet;
 pub mod dkg;
 pub mod evidence;
 pub mod identity;
 pub mod keys;
+pub mod listener;
 pub mod peer;
 pub mod pkp;
+pub mod registry;
 pub mod run;
-pub mod server;
 pub mod sign;
+pub mod state;
 pub mod tls;
+
+/// Unix seconds now, as the users' authorisations and the conditions count time (0 before
+/// 1970, which no valid authorisation names).
+pub fn unix_now() -> u64 {
+    u64::try_from(keynet_net::unix_now()).unwrap_or(0)
+}

@@ -33,7 +33,9 @@ enum Command {
         #[arg(long)]
         hardware_only: bool,
     },
-    /// Write a local network of N nodes on the SIMULATED platform (development only).
+    /// Write a local network of N nodes on the SIMULATED platform (development only; in
+    /// builds with the `simulated` feature).
+    #[cfg(feature = "simulated")]
     DevNetwork {
         /// Number of nodes.
         #[arg(long, default_value_t = 4)]
@@ -110,6 +112,7 @@ fn main() -> ExitCode {
                 }
             })
         }
+        #[cfg(feature = "simulated")]
         Command::DevNetwork {
             nodes,
             dir,
@@ -162,6 +165,7 @@ async fn stop_signal() -> &'static str {
     }
 }
 
+#[cfg(feature = "simulated")]
 fn parse_measurement(s: &str) -> Result<[u8; 48], String> {
     hex::decode(s)
         .ok()

@@ -4,12 +4,16 @@
 //! request cannot be replayed over a newer one.
 
 use std::collections::BTreeMap;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
-use keynet_protocol::registry::Address;
-use keynet_protocol::request::{KeyRef, PermissionsRequest};
+use keynet_eth::Address;
+use keynet_protocol::api::{ErrorCode, PermissionsSet, Status};
+use keynet_protocol::request::{Authorised, KeyRef, PermissionsRequest};
 use keynet_store::{Store, StoreError};
 use serde::{Deserialize, Serialize};
+
+use crate::api::ApiError;
+use crate::state::NodeState;
 
 /// Store name of the permissions table.
 pub const NAME: &str = "pkp-permissions";
@@ -60,6 +64,8 @@ struct Entry {
 /// The permissions table.
 pub struct Permissions {
     table: Mutex<BTreeMap<String, Entry>>,
+    max_per_owner: usize,
+    max_keys: usize,
 }
 
 impl Permissions {
@@ -71,12 +77,21 @@ impl Permissions {
         };
         Ok(Permissions {
             table: Mutex::new(table),
+            max_per_owner: MAX_PER_OWNER,
+            max_keys: MAX_KEYS,
         })
+    }
+
+    /// The same table with other limits (tests reach them without thousands of keys).
+    pub fn with_limits(mut self, max_per_owner: usize, max_keys: usize) -> Permissions {
+        self.max_per_owner = max_per_owner;
+        self.max_keys = max_keys;
+        self
     }
 
     /// True if `user` may sign with `key`.
     pub fn may_sign(&self, key: &KeyRef, user: &Address) -> bool {
-        if key.owner == *user {
+        if key.owner() == *user {
             return true;
         }
         let table = self.table.lock().unwrap_or_else(|p| p.into_inner());
@@ -92,35 +107,35 @@ impl Permissions {
         req: &PermissionsRequest,
         signer: &Address,
     ) -> Result<(), PkpError> {
-        if req.key.owner != *signer {
+        let owner = req.key().owner();
+        if owner != *signer {
             return Err(PkpError::NotOwner {
-                owner: req.key.owner.to_checksum(),
+                owner: owner.to_checksum(),
                 signer: signer.to_checksum(),
             });
         }
         let mut table = self.table.lock().unwrap_or_else(|p| p.into_inner());
-        let id = hex::encode(req.key.key_id());
+        let id = hex::encode(req.key().key_id());
         let current = table.get(&id).map_or(0, |e| e.seq);
-        if req.seq <= current {
+        if req.seq() <= current {
             return Err(PkpError::Stale {
-                got: req.seq,
+                got: req.seq(),
                 current,
             });
         }
         if !table.contains_key(&id) {
-            let owned = table
-                .values()
-                .filter(|e| e.key.owner == req.key.owner)
-                .count();
-            if owned >= MAX_PER_OWNER {
+            let owned = table.values().filter(|e| e.key.owner() == owner).count();
+            if owned >= self.max_per_owner {
                 return Err(PkpError::Limit(format!(
-                    "{} already set permissions for {MAX_PER_OWNER} keys",
-                    req.key.owner.to_checksum()
+                    "{} already set permissions for {} keys",
+                    owner.to_checksum(),
+                    self.max_per_owner
                 )));
             }
-            if table.len() >= MAX_KEYS {
+            if table.len() >= self.max_keys {
                 return Err(PkpError::Limit(format!(
-                    "this node holds permissions for {MAX_KEYS} keys"
+                    "this node holds permissions for {} keys",
+                    self.max_keys
                 )));
             }
         }
@@ -128,9 +143,9 @@ impl Permissions {
         next.insert(
             id,
             Entry {
-                key: req.key.clone(),
-                seq: req.seq,
-                allowed: req.allowed.clone(),
+                key: req.key().clone(),
+                seq: req.seq(),
+                allowed: req.allowed().to_vec(),
             },
         );
         let bytes = serde_json::to_vec(&next).map_err(|e| PkpError::Invalid(e.to_string()))?;
@@ -139,4 +154,44 @@ impl Permissions {
         *table = next;
         Ok(())
     }
+}
+
+/// Handles `POST /v1/pkp/permissions`: the request for this network, the user's
+/// authorisation, then the change, kept durably (off the async workers) before it is in
+/// force.
+pub async fn apply(
+    state: &Arc<NodeState>,
+    req: Authorised<PermissionsRequest>,
+) -> Result<PermissionsSet, ApiError> {
+    let network = state.registry().network_id.clone();
+    if req.request.network() != network {
+        return Err(ApiError::new(
+            ErrorCode::WrongNetwork,
+            format!("this node serves {network}, not {}", req.request.network()),
+        ));
+    }
+    let verified = req
+        .verify(state.auth(), crate::unix_now())
+        .map_err(|e| ApiError::new(ErrorCode::AuthRefused, e.to_string()))?;
+    let seq = verified.request().seq();
+    let st = state.clone();
+    tokio::task::spawn_blocking(move || {
+        st.pkp()
+            .set(st.store(), verified.request(), &verified.user())
+    })
+    .await
+    .map_err(ApiError::internal)?
+    .map_err(|e| {
+        let code = match e {
+            PkpError::Limit(_) => ErrorCode::PkpLimit,
+            PkpError::NotOwner { .. } => ErrorCode::NotOwner,
+            PkpError::Stale { .. } => ErrorCode::StaleSeq,
+            _ => ErrorCode::Internal,
+        };
+        ApiError::new(code, e.to_string())
+    })?;
+    Ok(PermissionsSet {
+        status: Status::Ok,
+        seq,
+    })
 }

@@ -6,53 +6,30 @@
 //! signs once every participant's commitments are in. Commitments from peers for a request
 //! this node has not verified from the user are held for a bounded time and then dropped
 //! ([`keynet_threshold::signing`]): a node never signs for a request it only heard about.
+//!
+//! The handler waits for its session's outcome on a [`Waiter`], which owns its entry in the
+//! waiting table: whichever way the handler ends (share, refusal, timeout, or the client
+//! gone), dropping the waiter removes the entry.
 
 use std::collections::HashMap;
+use std::collections::hash_map::Entry;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
-use axum::http::StatusCode;
-use keynet_protocol::registry::{IdentityKey, NodeEntry};
-use keynet_protocol::request::{Authorised, SignRequest};
+use keynet_protocol::api::{ErrorCode, PeerCommitments, SignShare, SigningCounters, route};
+use keynet_protocol::registry::{IdentityKey, Registry};
+use keynet_protocol::request::{Authorised, SignRequest, Verified};
 use keynet_threshold::derive::derive_key_package;
 use keynet_threshold::dkg::Participant;
 use keynet_threshold::frost::round1::SigningCommitments;
 use keynet_threshold::frost::round2::SignatureShare;
 use keynet_threshold::frost::{SigningPackage, keys::KeyPackage};
 use keynet_threshold::signing::{Event, SignError, Signer, VerifiedRequest};
-use serde::{Deserialize, Serialize};
 use tokio::sync::oneshot;
 
-use crate::server::{ApiError, NodeState, unix_now};
-
-/// The peer route commitments go to.
-pub const PEER_ROUTE: &str = "/v1/peer/commitments";
-
-/// Commitments for a request, with the user's signed request they belong to.
-#[derive(Clone, Debug, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct PeerCommitments {
-    /// The user's request, as the user sent it.
-    pub request: Authorised<SignRequest>,
-    /// The sender's commitments (hex of the library's serialization).
-    pub commitments: String,
-}
-
-/// A node's answer to `/v1/sign`.
-#[derive(Clone, Debug, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct ShareResponse {
-    /// The node.
-    pub node: IdentityKey,
-    /// Its participant index (1-based registry position).
-    pub participant: Participant,
-    /// Its signature share (hex).
-    pub share: String,
-    /// The signing package it signed (hex): every participant's commitments and the
-    /// message. The user checks all nodes signed the same one.
-    pub package: String,
-}
+use crate::api::ApiError;
+use crate::state::NodeState;
 
 type Outcome = Result<(SignatureShare, SigningPackage), SignError>;
 
@@ -61,14 +38,25 @@ pub struct SignService {
     signer: Mutex<Option<Signer>>,
     waiters: Mutex<HashMap<[u8; 32], oneshot::Sender<Outcome>>>,
     wait: Duration,
-    /// Signature shares handed out.
-    pub shares_issued: AtomicU64,
-    /// Peer commitments dropped because this node never verified their request.
-    pub dropped_unverified: AtomicU64,
+    shares_issued: AtomicU64,
+    dropped_unverified: AtomicU64,
 }
 
-fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+/// The one handler waiting for a session's outcome; its entry leaves the table with it.
+struct Waiter<'a> {
+    service: &'a SignService,
+    id: [u8; 32],
+    outcome: oneshot::Receiver<Outcome>,
+}
+
+impl Drop for Waiter<'_> {
+    fn drop(&mut self) {
+        lock(&self.service.waiters).remove(&self.id);
+    }
 }
 
 impl SignService {
@@ -88,20 +76,46 @@ impl SignService {
         *lock(&self.signer) = Some(Signer::new(me, n, key, self.wait));
     }
 
+    /// What signing did (served in `/health`).
+    pub fn counters(&self) -> SigningCounters {
+        SigningCounters {
+            shares_issued: self.shares_issued.load(Ordering::Relaxed),
+            dropped_unverified: self.dropped_unverified.load(Ordering::Relaxed),
+        }
+    }
+
+    /// Requests handlers are waiting on (0 when none is in flight).
+    pub fn waiting(&self) -> usize {
+        lock(&self.waiters).len()
+    }
+
+    /// Registers the one waiter of request `id`.
+    fn waiter(&self, id: [u8; 32]) -> Result<Waiter<'_>, ApiError> {
+        let (tx, rx) = oneshot::channel();
+        match lock(&self.waiters).entry(id) {
+            Entry::Occupied(_) => {
+                return Err(ApiError::new(
+                    ErrorCode::Duplicate,
+                    "a signing session for this request is already running",
+                ));
+            }
+            Entry::Vacant(v) => {
+                v.insert(tx);
+            }
+        }
+        Ok(Waiter {
+            service: self,
+            id,
+            outcome: rx,
+        })
+    }
+
     /// Completes waiters and counts drops.
     fn handle(&self, events: Vec<Event>) {
         for e in events {
             match e {
-                Event::Share { id, share, package } => {
-                    if let Some(tx) = lock(&self.waiters).remove(&id) {
-                        let _ = tx.send(Ok((share, *package)));
-                    }
-                }
-                Event::Failed { id, error } => {
-                    if let Some(tx) = lock(&self.waiters).remove(&id) {
-                        let _ = tx.send(Err(error));
-                    }
-                }
+                Event::Share { id, share, package } => self.complete(id, Ok((share, *package))),
+                Event::Failed { id, error } => self.complete(id, Err(error)),
                 Event::Dropped { id, from } => {
                     // Counted (in /health) rather than warned about one by one: a peer
                     // could otherwise fill the log.
@@ -118,38 +132,43 @@ impl SignService {
             }
         }
     }
+
+    fn complete(&self, id: [u8; 32], outcome: Outcome) {
+        if let Some(tx) = lock(&self.waiters).remove(&id) {
+            // The handler may have gone (timeout, client closed): nothing to tell then.
+            let _ = tx.send(outcome);
+        }
+    }
 }
 
-fn bad(code: &'static str, message: impl Into<String>) -> ApiError {
-    ApiError::new(StatusCode::BAD_REQUEST, code, message)
-}
-
-/// Participant indices of `keys` in `members` (1-based registry positions).
-fn indices(members: &[NodeEntry], keys: &[IdentityKey]) -> Result<Vec<Participant>, ApiError> {
+/// Participant indices of `keys` in `registry`.
+fn indices(registry: &Registry, keys: &[IdentityKey]) -> Result<Vec<Participant>, ApiError> {
     keys.iter()
         .map(|k| {
-            members
-                .iter()
-                .position(|e| e.identity_key == *k)
-                .and_then(|i| Participant::try_from(i + 1).ok())
-                .ok_or_else(|| bad("unknown_participant", format!("{k} is not in the registry")))
+            registry.participant(k).ok_or_else(|| {
+                ApiError::new(
+                    ErrorCode::UnknownParticipant,
+                    format!("{k} is not in the registry"),
+                )
+            })
         })
         .collect()
 }
 
-/// Handles `POST /v1/sign`.
-pub async fn sign(state: &Arc<NodeState>, body: &[u8]) -> Result<ShareResponse, ApiError> {
-    let req: Authorised<SignRequest> =
-        serde_json::from_slice(body).map_err(|e| bad("bad_request", e.to_string()))?;
-    req.request
-        .validate()
-        .map_err(|e| bad("bad_request", e.to_string()))?;
-    let keys = state.keys_for(&req.request.network)?;
-    let (members, threshold) = state.members()?;
-    let participants = indices(&members, &req.request.participants)?;
-    if participants.len() < usize::from(threshold) {
-        return Err(bad(
-            "below_threshold",
+/// Handles `POST /v1/sign`: checks that need no nonce first (keys, participants), then the
+/// user's authorisation (which uses up its nonce), then the key's permissions; only then a
+/// session.
+pub async fn sign(
+    state: &Arc<NodeState>,
+    req: Authorised<SignRequest>,
+) -> Result<SignShare, ApiError> {
+    let keys = state.keys_for(req.request.network())?;
+    let registry = state.registry();
+    let participants = indices(&registry, req.request.participants())?;
+    let threshold = registry.threshold();
+    if participants.len() < threshold as usize {
+        return Err(ApiError::new(
+            ErrorCode::BelowThreshold,
             format!(
                 "{} participants named; the threshold is {threshold}",
                 participants.len()
@@ -157,132 +176,104 @@ pub async fn sign(state: &Arc<NodeState>, body: &[u8]) -> Result<ShareResponse, 
         ));
     }
     if !participants.contains(&keys.me) {
-        return Err(bad(
-            "not_a_participant",
+        return Err(ApiError::new(
+            ErrorCode::NotAParticipant,
             "this node is not among the request's participants",
         ));
     }
-    let digest = req.request.digest();
-    let user = state
-        .auth
-        .verify(&req.auth, &digest, unix_now().max(0) as u64)
-        .map_err(|e| ApiError::new(StatusCode::UNAUTHORIZED, "auth_refused", e.to_string()))?;
-    if !state.pkp.may_sign(&req.request.key, &user) {
+    let verified = req
+        .verify(state.auth(), crate::unix_now())
+        .map_err(|e| ApiError::new(ErrorCode::AuthRefused, e.to_string()))?;
+    let key = verified.request().key();
+    let user = verified.user();
+    if !state.pkp().may_sign(key, &user) {
         return Err(ApiError::new(
-            StatusCode::FORBIDDEN,
-            "not_allowed",
+            ErrorCode::NotAllowed,
             format!(
                 "{} may not sign with key {}/{} (neither its owner nor allowed by it)",
                 user.to_checksum(),
-                req.request.key.owner.to_checksum(),
-                req.request.key.name
+                key.owner().to_checksum(),
+                key.name()
             ),
         ));
     }
-    let key = derive_key_package(&keys.frost, &req.request.key.key_id())
-        .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", e.to_string()))?;
-    let id = req.id();
-    let (tx, rx) = oneshot::channel();
-    let svc = &state.signing;
-    lock(&svc.waiters).insert(id, tx);
-    let begun = {
-        let mut signer = lock(&svc.signer);
-        let Some(signer) = signer.as_mut() else {
-            lock(&svc.waiters).remove(&id);
-            return Err(ApiError::new(
-                StatusCode::SERVICE_UNAVAILABLE,
-                "no_keys",
-                "signing is not open yet",
-            ));
-        };
-        signer.begin_with(
-            VerifiedRequest {
-                id,
-                message: req.request.message.0,
-                participants: participants.clone(),
-            },
-            key,
-            Instant::now(),
-        )
-    };
-    let events = match begun {
-        Ok(e) => e,
-        Err(e) => {
-            lock(&svc.waiters).remove(&id);
-            return Err(match e {
-                SignError::Duplicate(_) => {
-                    ApiError::new(StatusCode::CONFLICT, "duplicate", e.to_string())
-                }
-                other => bad("bad_request", other.to_string()),
-            });
+    let package = derive_key_package(&keys.frost, &key.key_id()).map_err(ApiError::internal)?;
+    let svc = state.signing();
+    let mut waiter = svc.waiter(verified.id())?;
+    let begun = match lock(&svc.signer).as_mut() {
+        None => {
+            return Err(ApiError::new(ErrorCode::NoKeys, "signing is not open yet"));
         }
+        Some(signer) => signer.begin_with(
+            VerifiedRequest {
+                id: verified.id(),
+                message: verified.request().message(),
+                participants,
+            },
+            package,
+            Instant::now(),
+        ),
     };
+    let events = begun.map_err(|e| match e {
+        SignError::Duplicate(_) => ApiError::new(ErrorCode::Duplicate, e.to_string()),
+        other => ApiError::bad_request(other),
+    })?;
     let mut rest = Vec::new();
     for e in events {
         match e {
             Event::Commitments {
                 to, commitments, ..
-            } => send_commitments(state, &members, to, &req, &commitments),
+            } => send_commitments(state, &registry, to, &verified, &commitments),
             other => rest.push(other),
         }
     }
     svc.handle(rest);
-    let outcome = tokio::time::timeout(svc.wait + Duration::from_secs(1), rx).await;
+    let outcome =
+        tokio::time::timeout(svc.wait + Duration::from_secs(1), &mut waiter.outcome).await;
     let (share, package) = match outcome {
         Ok(Ok(Ok(x))) => x,
         Ok(Ok(Err(SignError::Timeout { missing, wait, .. }))) => {
             let who: Vec<String> = missing
                 .iter()
-                .filter_map(|p| members.get(usize::from(*p).wrapping_sub(1)))
+                .filter_map(|p| registry.entry(*p))
                 .map(|e| e.endpoint.clone())
                 .collect();
             return Err(ApiError::new(
-                StatusCode::GATEWAY_TIMEOUT,
-                "peers_timeout",
+                ErrorCode::PeersTimeout,
                 format!("no commitments within {wait:?} from {}", who.join(", ")),
             ));
         }
-        Ok(Ok(Err(e))) => {
-            // The library refused what the peers sent (e.g. malformed commitments).
-            return Err(ApiError::new(
-                StatusCode::BAD_GATEWAY,
-                "signing_failed",
-                e.to_string(),
-            ));
-        }
+        // The library refused what the peers sent (e.g. malformed commitments).
+        Ok(Ok(Err(e))) => return Err(ApiError::new(ErrorCode::SigningFailed, e.to_string())),
         _ => {
-            lock(&svc.waiters).remove(&id);
             return Err(ApiError::new(
-                StatusCode::GATEWAY_TIMEOUT,
-                "peers_timeout",
+                ErrorCode::PeersTimeout,
                 "the signing session did not finish",
             ));
         }
     };
     svc.shares_issued.fetch_add(1, Ordering::Relaxed);
-    Ok(ShareResponse {
-        node: state.identity,
+    Ok(SignShare {
+        node: state.identity(),
         participant: keys.me,
         share: hex::encode(share.serialize()),
-        package: hex::encode(package.serialize().map_err(|e| {
-            ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", e.to_string())
-        })?),
+        package: hex::encode(package.serialize().map_err(ApiError::internal)?),
     })
 }
 
 fn send_commitments(
     state: &Arc<NodeState>,
-    members: &[NodeEntry],
+    registry: &Registry,
     to: Participant,
-    req: &Authorised<SignRequest>,
+    req: &Verified<SignRequest>,
     commitments: &SigningCommitments,
 ) {
-    let Some(target) = members.get(usize::from(to).wrapping_sub(1)).cloned() else {
+    let Some(target) = registry.entry(to).cloned() else {
         return;
     };
     let body = match commitments.serialize() {
         Ok(c) => PeerCommitments {
-            request: req.clone(),
+            request: req.authorised().clone(),
             commitments: hex::encode(c),
         },
         Err(e) => {
@@ -298,8 +289,8 @@ fn send_commitments(
         // A dropped kept-alive connection is retried once on a new one.
         for attempt in 0..2 {
             match state
-                .peer_client
-                .post(&target, PEER_ROUTE, bytes.clone())
+                .peers()
+                .call_raw::<route::PeerCommitments>(&target, bytes.clone())
                 .await
             {
                 Ok(_) => return,
@@ -316,30 +307,24 @@ fn send_commitments(
 pub fn on_commitments(
     state: &Arc<NodeState>,
     from: Participant,
-    body: &[u8],
+    msg: PeerCommitments,
 ) -> Result<(), ApiError> {
-    let msg: PeerCommitments =
-        serde_json::from_slice(body).map_err(|e| bad("bad_request", e.to_string()))?;
-    let bytes = hex::decode(&msg.commitments).map_err(|e| bad("bad_request", e.to_string()))?;
+    let bytes = hex::decode(&msg.commitments).map_err(ApiError::bad_request)?;
     let commitments = SigningCommitments::deserialize(&bytes)
-        .map_err(|e| bad("bad_request", format!("commitments: {e}")))?;
-    let (members, _) = state.members()?;
-    let listed = indices(&members, &msg.request.request.participants)?;
+        .map_err(|e| ApiError::bad_request(format!("commitments: {e}")))?;
+    let listed = indices(&state.registry(), msg.request.request.participants())?;
     if !listed.contains(&from) {
-        return Err(bad(
-            "not_a_participant",
+        return Err(ApiError::new(
+            ErrorCode::NotAParticipant,
             "the sender is not among the request's participants",
         ));
     }
     let id = msg.request.id();
-    let events = {
-        let mut signer = lock(&state.signing.signer);
-        match signer.as_mut() {
-            Some(s) => s.on_commitments(from, id, commitments, Instant::now()),
-            None => vec![],
-        }
+    let events = match lock(&state.signing().signer).as_mut() {
+        Some(s) => s.on_commitments(from, id, commitments, Instant::now()),
+        None => vec![],
     };
-    state.signing.handle(events);
+    state.signing().handle(events);
     Ok(())
 }
 
@@ -348,13 +333,10 @@ pub async fn ticker(state: Arc<NodeState>) {
     let mut every = tokio::time::interval(Duration::from_millis(100));
     loop {
         every.tick().await;
-        let events = {
-            let mut signer = lock(&state.signing.signer);
-            match signer.as_mut() {
-                Some(s) => s.tick(Instant::now()),
-                None => vec![],
-            }
+        let events = match lock(&state.signing().signer).as_mut() {
+            Some(s) => s.tick(Instant::now()),
+            None => vec![],
         };
-        state.signing.handle(events);
+        state.signing().handle(events);
     }
 }

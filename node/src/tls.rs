@@ -4,9 +4,10 @@
 
 use std::sync::Arc;
 
+use attestation_verifier::tls::NodeVerifier;
 use attestation_verifier::tls::binding::{cert_report_data, fresh_report_data};
 use attestation_verifier::tls::evidence::{EVIDENCE_OID_ARCS, Evidence, VERSION};
-use attestation_verifier::tls::{AttestedClientVerifier, AttestedServerVerifier, NodeVerifier};
+use keynet_net::tls::CertifiedKey;
 use rcgen::{
     CertificateParams, CustomExtension, DnType, KeyPair, PKCS_ECDSA_P256_SHA256, PublicKeyData,
 };
@@ -90,11 +91,12 @@ impl NodeTls {
         &self.evidence
     }
 
-    fn chain(&self) -> (Vec<CertificateDer<'static>>, PrivateKeyDer<'static>) {
-        (
-            vec![CertificateDer::from(self.cert_der.clone())],
-            PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(self.key_der.to_vec())),
-        )
+    /// The certificate and key, as rustls takes them.
+    pub fn certified_key(&self) -> CertifiedKey {
+        CertifiedKey {
+            chain: vec![CertificateDer::from(self.cert_der.clone())],
+            key: PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(self.key_der.to_vec())),
+        }
     }
 
     /// TLS 1.3 server configuration. Clients may present a certificate (peers must, and it
@@ -102,33 +104,8 @@ impl NodeTls {
     pub fn server_config(
         &self,
         peers: Arc<NodeVerifier>,
-    ) -> Result<rustls::ServerConfig, TlsError> {
-        let (chain, key) = self.chain();
-        rustls::ServerConfig::builder_with_provider(Arc::new(
-            rustls::crypto::ring::default_provider(),
-        ))
-        .with_protocol_versions(&[&rustls::version::TLS13])
-        .map_err(build)?
-        .with_client_cert_verifier(Arc::new(AttestedClientVerifier::optional(peers)))
-        .with_single_cert(chain, key)
-        .map_err(build)
-    }
-
-    /// TLS 1.3 client configuration for dialling peers, presenting this certificate.
-    pub fn peer_client_config(
-        &self,
-        peers: Arc<NodeVerifier>,
-    ) -> Result<rustls::ClientConfig, TlsError> {
-        let (chain, key) = self.chain();
-        rustls::ClientConfig::builder_with_provider(Arc::new(
-            rustls::crypto::ring::default_provider(),
-        ))
-        .with_protocol_versions(&[&rustls::version::TLS13])
-        .map_err(build)?
-        .dangerous()
-        .with_custom_certificate_verifier(Arc::new(AttestedServerVerifier::new(peers)))
-        .with_client_auth_cert(chain, key)
-        .map_err(build)
+    ) -> Result<rustls::ServerConfig, keynet_net::tls::TlsError> {
+        keynet_net::tls::server_config(peers, self.certified_key())
     }
 
     /// A fresh report bound to a client's nonce and to one connection's exporter value.

@@ -165,8 +165,7 @@ async fn peers_authenticate_each_other() {
     let (server_tls, provider) = node("127.0.0.1:7103");
     let (addr, h) = start(server_tls, provider, verifier(true)).await;
     let (client_tls, _) = node("127.0.0.1:7104");
-    let cfg = client_tls
-        .peer_client_config(verifier(true))
+    let cfg = keynet_net::tls::client_config(verifier(true), Some(client_tls.certified_key()))
         .unwrap_or_else(|e| panic!("{e}"));
     let (reply, _) = request(
         tokio_rustls::TlsConnector::from(Arc::new(cfg)),

@@ -19,11 +19,13 @@ use blstrs_plus::elliptic_curve_013::hash2curve::ExpandMsgXmd;
 use blstrs_plus::group::Curve;
 use blstrs_plus::{G1Projective, G2Affine, G2Projective, pairing};
 use k256::ecdsa::SigningKey;
+use keynet::network::RefusalCode;
 use keynet::network::{BlsOp, ClientError, Network, SharesReport, present};
 use keynet_conditions::Conditions;
 use keynet_encryption::{Bls, DecryptError, Header};
-use keynet_protocol::registry::address_of;
-use keynet_protocol::request::{Authorised, Bytes32, DecryptRequest, PresentedSignature};
+use keynet_eth::address_of;
+use keynet_protocol::api::ErrorCode;
+use keynet_protocol::request::{Authorised, DecryptRequest, PresentedSignature, UserRequest};
 use sha2::{Digest, Sha256};
 
 mod common;
@@ -99,7 +101,11 @@ async fn refused(
 ) {
     match open(net, user, file, presented).await {
         Err(ClientError::Refused { code, message, .. }) => {
-            assert_eq!(code, "condition_failed", "{message}");
+            assert_eq!(
+                code,
+                RefusalCode::Node(ErrorCode::ConditionFailed),
+                "{message}"
+            );
             assert!(message.contains(path), "expected {path} in: {message}");
         }
         other => panic!("expected a refusal naming {path}, got {other:?}"),
@@ -115,13 +121,14 @@ async fn raw_decrypt(
     conditions: String,
     p: u16,
 ) -> (u16, serde_json::Value) {
-    let request = DecryptRequest {
-        network: net.registry().network_id.clone(),
-        node: net.registry().nodes[node].identity_key,
+    let request = DecryptRequest::new(
+        net.registry().network_id.clone(),
+        net.registry().nodes[node].identity_key,
         conditions,
-        plaintext_sha256: Bytes32([1; 32]),
-        presented: vec![],
-    };
+        [1; 32],
+        vec![],
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
     let auth = net
         .authorise(user, &request.digest())
         .unwrap_or_else(|e| panic!("{e}"));
@@ -228,8 +235,13 @@ fn every_condition_kind_holds_and_refuses_through_the_nodes() {
         let wrong_statement = present(&signer, "grant: something else").unwrap_or_else(|e| panic!("{e}"));
         refused(&net, &other, &file, &[wrong_statement], "signed_by").await;
         // Claimed to be the signer's, signed by someone else.
-        let mut forged = present(&other, statement).unwrap_or_else(|e| panic!("{e}"));
-        forged.address = address_of(signer.verifying_key());
+        let by_other = present(&other, statement).unwrap_or_else(|e| panic!("{e}"));
+        let forged = PresentedSignature::new(
+            address_of(signer.verifying_key()),
+            statement,
+            *by_other.signature(),
+        )
+        .unwrap_or_else(|e| panic!("{e}"));
         refused(&net, &other, &file, &[forged], "signed_by").await;
 
         // A nested combination: (me, or signer-approved) and still open.
@@ -266,13 +278,14 @@ fn every_condition_kind_holds_and_refuses_through_the_nodes() {
 
         // A request the user made for node 2, replayed to the other nodes (as node 2 could):
         // each refuses it, so no node can collect others' shares with the user's request.
-        let request = DecryptRequest {
-            network: net.registry().network_id.clone(),
-            node: net.registry().nodes[1].identity_key,
-            conditions: c.canonical(),
-            plaintext_sha256: Bytes32([1; 32]),
-            presented: vec![],
-        };
+        let request = DecryptRequest::new(
+            net.registry().network_id.clone(),
+            net.registry().nodes[1].identity_key,
+            c.canonical(),
+            [1; 32],
+            vec![],
+        )
+        .unwrap_or_else(|e| panic!("{e}"));
         let auth = net
             .authorise(&user, &request.digest())
             .unwrap_or_else(|e| panic!("{e}"));
@@ -407,7 +420,9 @@ fn bad_shares_are_named_altered_files_fail_and_statements_verify() {
             Err(DecryptError::Key)
         ));
         match net.bls_sign(&wallet(7), &c, jwt, &[]).await {
-            Err(ClientError::Refused { code, .. }) => assert_eq!(code, "condition_failed"),
+            Err(ClientError::Refused { code, .. }) => {
+                assert_eq!(code, RefusalCode::Node(ErrorCode::ConditionFailed))
+            }
             other => panic!("expected a refusal, got {other:?}"),
         }
 

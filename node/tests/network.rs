@@ -207,7 +207,7 @@ async fn clients_and_peers_on_a_dev_network() {
     let ep1 = format!("127.0.0.1:{}", net.base + 1);
     let t1 = net.peer_tls(&id1, &ep1);
     let c1 = tokio_rustls::TlsConnector::from(Arc::new(
-        t1.peer_client_config(peer_v.clone())
+        keynet_net::tls::client_config(peer_v.clone(), Some(t1.certified_key()))
             .unwrap_or_else(|e| panic!("{e}")),
     ));
     let (resp, _) = get(c1.clone(), net.base, "/health")
@@ -227,16 +227,14 @@ async fn clients_and_peers_on_a_dev_network() {
     // A peer that is not in the registry is refused.
     let stranger = net.peer_tls(&Identity::generate(), &ep1);
     let cs = tokio_rustls::TlsConnector::from(Arc::new(
-        stranger
-            .peer_client_config(peer_v.clone())
+        keynet_net::tls::client_config(peer_v.clone(), Some(stranger.certified_key()))
             .unwrap_or_else(|e| panic!("{e}")),
     ));
     assert!(get(cs, net.base, "/health").await.is_err());
     // A registered identity presenting another endpoint is refused.
     let moved = net.peer_tls(&id1, "127.0.0.1:9");
     let cm = tokio_rustls::TlsConnector::from(Arc::new(
-        moved
-            .peer_client_config(peer_v.clone())
+        keynet_net::tls::client_config(peer_v.clone(), Some(moved.certified_key()))
             .unwrap_or_else(|e| panic!("{e}")),
     ));
     assert!(get(cm, net.base, "/health").await.is_err());
@@ -313,11 +311,11 @@ async fn fresh_evidence_cannot_be_replayed_into_another_session() {
         .map(|d| d.as_secs() as i64)
         .unwrap_or(0);
     let node = v
-        .cached(n0.state.tls.cert_der(), now)
+        .cached(n0.state.tls().cert_der(), now)
         .unwrap_or_else(|| panic!("node not verified"));
     // In its own session the fresh report binds; replayed into another it does not.
     let mut ok = node.verdict.clone();
-    keynet::attest::check_fresh(
+    keynet_net::verify::check_fresh(
         &mut ok,
         &v,
         &node.evidence,
@@ -332,7 +330,7 @@ async fn fresh_evidence_cannot_be_replayed_into_another_session() {
             .any(|c| c.check == "fresh_binding" && c.status == Status::Pass)
     );
     let mut replay = node.verdict.clone();
-    keynet::attest::check_fresh(
+    keynet_net::verify::check_fresh(
         &mut replay,
         &v,
         &node.evidence,
@@ -466,14 +464,7 @@ async fn the_registry_can_come_from_a_url() {
     let n0 = keynode::run::start(c)
         .await
         .unwrap_or_else(|e| panic!("{e:#}"));
-    assert_eq!(
-        n0.state
-            .registry
-            .read()
-            .map(|r| r.network_id.clone())
-            .unwrap_or_default(),
-        "keynet-dev"
-    );
+    assert_eq!(n0.state.registry().network_id, "keynet-dev");
     n0.task.abort();
     // Both or neither source is a configuration error naming the field.
     let both = cfg.replace(

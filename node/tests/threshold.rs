@@ -14,9 +14,9 @@ use std::time::{Duration, Instant};
 
 use k256::ecdsa::SigningKey;
 use keynet::network::{ClientError, Network};
+use keynet_eth::{address_of, eip191_sign};
 use keynet_protocol::auth::{AuthMessage, SignedAuth};
-use keynet_protocol::registry::{address_of, eip191_sign};
-use keynet_protocol::request::{Authorised, Bytes32, KeyRef, PermissionsRequest, SignRequest};
+use keynet_protocol::request::{Authorised, KeyRef, PermissionsRequest, SignRequest, UserRequest};
 use keynet_threshold::derive::derive_public_package;
 use keynet_threshold::frost::round2::SignatureShare;
 
@@ -24,10 +24,7 @@ mod common;
 use common::cluster::{Cluster, key_file, rt};
 
 fn key(user: &SigningKey, name: &str) -> KeyRef {
-    KeyRef {
-        owner: address_of(user.verifying_key()),
-        name: name.into(),
-    }
+    KeyRef::new(address_of(user.verifying_key()), name).unwrap_or_else(|e| panic!("{e}"))
 }
 
 /// Signs with exactly `participants` and checks the result with the independent equation.
@@ -302,15 +299,16 @@ fn bad_shares_unverified_requests_and_auth() {
         );
 
         // Expired authorisation.
-        let request = SignRequest {
-            network: net.registry().network_id.clone(),
-            key: k.clone(),
-            message: Bytes32(msg),
-            participants: net.registry().nodes[..3]
+        let request = SignRequest::new(
+            net.registry().network_id.clone(),
+            k.clone(),
+            msg,
+            net.registry().nodes[..3]
                 .iter()
                 .map(|e| e.identity_key)
                 .collect(),
-        };
+        )
+        .unwrap_or_else(|e| panic!("{e}"));
         let now = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map(|d| d.as_secs())
@@ -356,13 +354,14 @@ fn bad_shares_unverified_requests_and_auth() {
         }
         // Only the owner may change permissions: another user's request for the owner's key
         // is refused by every node.
-        let forged = PermissionsRequest {
-            network: net.registry().network_id.clone(),
-            key: k.clone(),
-            seq: 5,
-            allowed: vec![address_of(other.verifying_key())],
-        };
-        let forged_auth = auth_of(&other, forged.digest(), &forged.network, now, now + 60);
+        let forged = PermissionsRequest::new(
+            net.registry().network_id.clone(),
+            k.clone(),
+            5,
+            vec![address_of(other.verifying_key())],
+        )
+        .unwrap_or_else(|e| panic!("{e}"));
+        let forged_auth = auth_of(&other, forged.digest(), forged.network(), now, now + 60);
         let body = serde_json::to_vec(&Authorised {
             request: forged,
             auth: forged_auth,
@@ -445,7 +444,7 @@ fn bad_shares_unverified_requests_and_auth() {
 }
 
 fn auth(user: &SigningKey, request: &SignRequest, issued: u64, expires: u64) -> SignedAuth {
-    auth_of(user, request.digest(), &request.network, issued, expires)
+    auth_of(user, request.digest(), request.network(), issued, expires)
 }
 
 fn auth_of(

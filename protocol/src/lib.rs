@@ -1,12 +1,13 @@
-//! Types every Keynet party shares: the signed staking registry and the API messages.
+//! Types every Keynet party shares: the signed staking registry, users' authorisations and
+//! requests, and the node's API ([`api`]: every route's body and answer, the error codes).
 #![forbid(unsafe_code)]
 
+pub mod api;
 pub mod auth;
 pub mod registry;
 pub mod request;
 
 pub use registry::{
-    Address, IdentityKey, MAX_EPOCH, NodeEntry, PeerRefusal, Registry, RegistryError,
-    SignedRegistry, Stake, ValueError, address_of, eip191_hash, eip191_recover, eip191_sign, sign,
-    validate_endpoint,
+    IdentityKey, MAX_EPOCH, NodeEntry, PeerRefusal, Registry, RegistryError, SignedRegistry, Stake,
+    ValueError, sign, validate_endpoint,
 };

@@ -41,7 +41,6 @@
 //! Verification says nothing about freshness: a registry of an older epoch signed by the
 //! same authority still verifies. Callers must refuse epochs below the one they hold.
 
-mod eth;
 mod strict_json;
 mod values;
 
@@ -50,9 +49,10 @@ use std::collections::HashMap;
 use k256::ecdsa::SigningKey;
 use serde_json::{Map, Value};
 
-pub use eth::{address_of, eip191_hash, eip191_recover, eip191_sign};
+use keynet_eth::{Address, SignatureError, eip191_hash, eip191_recover, eip191_sign};
+use keynet_threshold::dkg::Participant;
 use strict_json::Json;
-pub use values::{Address, IdentityKey, Stake, ValueError, validate_endpoint};
+pub use values::{IdentityKey, Stake, ValueError, validate_endpoint};
 
 /// Largest accepted epoch, 2^53 - 1: JavaScript wallets and many JSON tools hold numbers
 /// as doubles, so a larger epoch would not survive their round trip and they would sign
@@ -206,6 +206,27 @@ impl Registry {
         self.nodes.iter().find(|n| n.identity_key == *identity_key)
     }
 
+    /// The participant index of the node with this identity key in the threshold
+    /// protocols: its 1-based position in the registry (the order is signed, so every node
+    /// numbers every other the same way).
+    pub fn participant(&self, identity_key: &IdentityKey) -> Option<Participant> {
+        let i = self
+            .nodes
+            .iter()
+            .position(|n| n.identity_key == *identity_key)?;
+        Participant::try_from(i + 1).ok()
+    }
+
+    /// The entry of participant `p` (see [`Registry::participant`]).
+    pub fn entry(&self, p: Participant) -> Option<&NodeEntry> {
+        self.nodes.get(usize::from(p).checked_sub(1)?)
+    }
+
+    /// Every node with its participant index.
+    pub fn participants(&self) -> impl Iterator<Item = (Participant, &NodeEntry)> {
+        (1..=Participant::MAX).zip(&self.nodes)
+    }
+
     /// Decides whether a peer may connect: it must be listed, staked at least the minimum,
     /// and present the endpoint the registry lists for it (host compared without regard to
     /// ASCII case, as DNS does). The refusal says why, for the log.
@@ -274,10 +295,10 @@ impl SignedRegistry {
     /// The address whose key made the signature over this registry's canonical message.
     /// A registry changed after signing yields some other address, not an error.
     pub fn signer(&self) -> Result<Address, RegistryError> {
-        eip191_recover(
+        Ok(eip191_recover(
             self.registry.canonical_message().as_bytes(),
             &self.signature,
-        )
+        )?)
     }
 
     /// The registry file: pretty-printed JSON with sorted keys and a final newline.
@@ -350,6 +371,14 @@ pub enum RegistryError {
     },
 }
 
+impl From<SignatureError> for RegistryError {
+    fn from(e: SignatureError) -> Self {
+        RegistryError::BadSignature {
+            reason: e.reason().to_owned(),
+        }
+    }
+}
+
 impl RegistryError {
     fn field(field: impl Into<String>, reason: impl ToString) -> Self {
         RegistryError::Field {
@@ -412,7 +441,7 @@ fn node_from_json(value: &Json, path: &str) -> Result<NodeEntry, RegistryError> 
 /// A JSON string parsed into a typed value, errors naming `field`.
 fn parse_field<T>(value: &Json, field: &str) -> Result<T, RegistryError>
 where
-    T: std::str::FromStr<Err = ValueError>,
+    T: std::str::FromStr<Err: std::fmt::Display>,
 {
     strict_json::string(value, field)?
         .parse()
@@ -436,6 +465,8 @@ fn parse_signature(text: &str) -> Result<[u8; 65], ValueError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    use keynet_eth::address_of;
 
     fn key(seed: u8) -> SigningKey {
         match SigningKey::from_bytes(&[seed; 32].into()) {

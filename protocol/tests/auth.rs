@@ -5,8 +5,8 @@
 
 mod support;
 
+use keynet_eth::{address_of, eip191_sign};
 use keynet_protocol::auth::{AuthError, AuthMessage, AuthVerifier, SignedAuth, parse_utc};
-use keynet_protocol::{address_of, eip191_sign};
 use serde_json::json;
 
 const NOW: u64 = 1_795_231_800; // 2026-11-21T03:30:00Z

@@ -89,6 +89,34 @@ fn pinned_anchors() -> &'static [Anchor] {
     })
 }
 
+impl Anchor {
+    /// A simulated platform's roots, from a PEM file holding its ARK then its ASK (it
+    /// simulates a Milan part). Trusted only where a user hands this file over explicitly.
+    pub fn simulated_from_pem(pem: &[u8]) -> Result<Anchor, VerifyError> {
+        let bad = |reason: String| VerifyError::Certificate {
+            what: "simulated roots",
+            reason,
+        };
+        let ders = x509_parser::pem::Pem::iter_from_buffer(pem)
+            .map(|p| p.map(|p| p.contents))
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|e| bad(format!("not PEM: {e}")))?;
+        let [ark, ask, ..] = ders.as_slice() else {
+            return Err(bad(format!(
+                "the file must hold the simulated ARK then its ASK; it holds {} certificate(s)",
+                ders.len()
+            )));
+        };
+        Ok(Anchor {
+            product: Product::Milan,
+            ark: AmdCert::parse("ARK", ark)?,
+            ask: AmdCert::parse("ASK", ask)?,
+            asvk: None,
+            simulated: true,
+        })
+    }
+}
+
 impl Default for TrustStore {
     fn default() -> Self {
         Self::amd()

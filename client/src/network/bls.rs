@@ -15,8 +15,10 @@ use blsful::{PublicKey, PublicKeyShare, Signature, SignatureShare};
 use k256::ecdsa::SigningKey;
 use keynet_conditions::Conditions;
 use keynet_encryption::{Bls, Header};
-use keynet_protocol::registry::{IdentityKey, address_of, eip191_sign};
-use keynet_protocol::request::{BlsSignRequest, Bytes32, DecryptRequest, PresentedSignature};
+use keynet_eth::{address_of, eip191_sign};
+use keynet_protocol::api::{BlsPublic, BlsShare, route};
+use keynet_protocol::registry::IdentityKey;
+use keynet_protocol::request::{BlsSignRequest, DecryptRequest, PresentedSignature, RequestError};
 use keynet_threshold::dkg::Participant;
 use keynet_threshold::wire::{bls_public_share, g2_from_hex};
 use serde::Serialize;
@@ -34,21 +36,14 @@ pub struct BlsKeys {
 }
 
 impl BlsKeys {
-    /// From the `bls12_381_g2` object of a node's `/v1/handshake`.
-    fn from_json(v: &serde_json::Value) -> Result<BlsKeys, String> {
-        let public = g2_from_hex("public_key", v["public_key"].as_str().unwrap_or(""))
-            .map_err(|e| e.to_string())?;
+    /// From the `bls12_381_g2` keys of a node's `/v1/handshake`.
+    fn decode(v: &BlsPublic) -> Result<BlsKeys, String> {
+        let public = g2_from_hex("public_key", &v.public_key).map_err(|e| e.to_string())?;
         let mut shares = BTreeMap::new();
-        for (p, h) in v["public_shares"]
-            .as_object()
-            .ok_or("public_shares missing")?
-        {
-            let p: Participant = p
-                .parse()
+        for (p, h) in &v.public_shares {
+            let point = g2_from_hex("public share", h)
                 .map_err(|e| format!("public_shares: participant {p}: {e}"))?;
-            let point =
-                g2_from_hex("public share", h.as_str().unwrap_or("")).map_err(|e| e.to_string())?;
-            shares.insert(p, bls_public_share(p, &point));
+            shares.insert(*p, bls_public_share(*p, &point));
         }
         Ok(BlsKeys {
             public: PublicKey(public),
@@ -106,11 +101,15 @@ impl BlsOp {
         }
     }
 
-    /// The node route that answers this operation.
-    fn route(&self) -> &'static str {
+    /// Posts each node its request (decryption and statement routes answer alike).
+    async fn post<'a>(
+        &self,
+        net: &Network,
+        items: Vec<(&'a Link, Vec<u8>)>,
+    ) -> Vec<(&'a Link, Result<BlsShare, Refusal>)> {
         match self {
-            BlsOp::Decrypt { .. } => "/v1/decrypt-share",
-            BlsOp::Sign { .. } => "/v1/bls-sign",
+            BlsOp::Decrypt { .. } => net.post_each::<route::DecryptShare>(items).await,
+            BlsOp::Sign { .. } => net.post_each::<route::BlsSign>(items).await,
         }
     }
 
@@ -125,31 +124,31 @@ impl BlsOp {
     ) -> Result<Vec<u8>, ClientError> {
         let network = net.registry.network_id.clone();
         let conditions = self.conditions().canonical();
-        let usage = |e: keynet_protocol::request::RequestError| ClientError::Usage(e.to_string());
+        let usage = |e: RequestError| ClientError::Usage(e.to_string());
         match self {
             BlsOp::Decrypt {
                 plaintext_sha256, ..
             } => {
-                let r = DecryptRequest {
+                let r = DecryptRequest::new(
                     network,
                     node,
                     conditions,
-                    plaintext_sha256: Bytes32(*plaintext_sha256),
-                    presented: presented.to_vec(),
-                };
-                r.validate().map_err(usage)?;
-                net.authorised(user, r.digest(), r)
+                    *plaintext_sha256,
+                    presented.to_vec(),
+                )
+                .map_err(usage)?;
+                net.authorised(user, r)
             }
             BlsOp::Sign { message, .. } => {
-                let r = BlsSignRequest {
+                let r = BlsSignRequest::new(
                     network,
                     node,
                     conditions,
-                    message: hex::encode(message),
-                    presented: presented.to_vec(),
-                };
-                r.validate().map_err(usage)?;
-                net.authorised(user, r.digest(), r)
+                    message.clone(),
+                    presented.to_vec(),
+                )
+                .map_err(usage)?;
+                net.authorised(user, r)
             }
         }
     }
@@ -202,16 +201,8 @@ pub struct Combined {
 pub fn present(signer: &SigningKey, statement: &str) -> Result<PresentedSignature, ClientError> {
     let sig = eip191_sign(statement.as_bytes(), signer)
         .map_err(|e| ClientError::Failed(e.to_string()))?;
-    Ok(PresentedSignature {
-        address: address_of(signer.verifying_key()),
-        statement: statement.to_owned(),
-        signature: format!("0x{}", hex::encode(sig)),
-    })
-}
-
-/// Is this refusal the user's to fix (conditions, authorisation, request)?
-fn users_fault(r: &Refusal) -> bool {
-    matches!(r.status, Some(s) if (400..500).contains(&s))
+    PresentedSignature::new(address_of(signer.verifying_key()), statement, sig)
+        .map_err(|e| ClientError::Usage(e.to_string()))
 }
 
 impl Network {
@@ -220,13 +211,13 @@ impl Network {
     /// other keys are left out and named if no set reaches the threshold.
     pub async fn bls_keys(&self) -> Result<(BlsKeys, Vec<NodeStatus>), ClientError> {
         let all = self.status().await;
-        let mut served: BTreeMap<String, Vec<NodeStatus>> = BTreeMap::new();
+        let mut served: BTreeMap<&BlsPublic, Vec<NodeStatus>> = BTreeMap::new();
         for s in all.iter().filter(|s| s.error.is_none()) {
-            if let Some(b) = &s.bls {
-                served.entry(b.to_string()).or_default().push(s.clone());
+            if let Some(k) = &s.keys {
+                served.entry(&k.bls12_381_g2).or_default().push(s.clone());
             }
         }
-        let Some((_, usable)) = served.iter().max_by_key(|(_, v)| v.len()) else {
+        let Some((served_keys, usable)) = served.iter().max_by_key(|(_, v)| v.len()) else {
             return Err(self.not_enough(&all, 0));
         };
         if usable.len() < self.threshold() {
@@ -244,9 +235,10 @@ impl Network {
             }
             return Err(self.not_enough(&all, usable.len()));
         }
-        let first = &usable[0];
-        let keys = BlsKeys::from_json(first.bls.as_ref().unwrap_or(&serde_json::Value::Null))
-            .map_err(|e| ClientError::Failed(format!("{}: BLS keys: {e}", first.endpoint)))?;
+        let keys = BlsKeys::decode(served_keys).map_err(|e| {
+            let who: Vec<&str> = usable.iter().map(|s| s.endpoint.as_str()).collect();
+            ClientError::Failed(format!("{}: BLS keys: {e}", who.join(" ")))
+        })?;
         Ok((keys, usable.clone()))
     }
 
@@ -334,9 +326,14 @@ impl Network {
             next += wave.len();
             let items = wave
                 .iter()
-                .map(|l| Ok((*l, op.request(self, user, presented, l.entry.identity_key)?)))
+                .map(|l| {
+                    Ok((
+                        *l,
+                        op.request(self, user, presented, l.pool.member().identity_key)?,
+                    ))
+                })
                 .collect::<Result<Vec<_>, ClientError>>()?;
-            for (l, a) in self.post_each(op.route(), items).await {
+            for (l, a) in op.post(self, items).await {
                 c.answer(l.participant, a);
             }
             match c.combine() {
@@ -377,7 +374,7 @@ impl Network {
     /// Why fewer than t good shares came back: the user's own refusal (a condition, the
     /// authorisation) if a node gave one, else the nodes with bad shares, else too few nodes.
     fn collect_failure(&self, mut c: Collector<'_>) -> ClientError {
-        if let Some(i) = c.refused.iter().position(|(_, r)| users_fault(r)) {
+        if let Some(i) = c.refused.iter().position(|(_, r)| r.users_fault()) {
             let (p, r) = c.refused.swap_remove(i);
             return r.into_error(&self.name(&p));
         }
@@ -445,10 +442,15 @@ impl Network {
         let items = self
             .links_of(participants)
             .into_iter()
-            .map(|l| Ok((l, op.request(self, user, presented, l.entry.identity_key)?)))
+            .map(|l| {
+                Ok((
+                    l,
+                    op.request(self, user, presented, l.pool.member().identity_key)?,
+                ))
+            })
             .collect::<Result<Vec<_>, ClientError>>()?;
-        Ok(self
-            .post_each(op.route(), items)
+        Ok(op
+            .post(self, items)
             .await
             .into_iter()
             .map(|(l, a)| {

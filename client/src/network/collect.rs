@@ -10,10 +10,10 @@ use std::collections::BTreeMap;
 
 use blsful::{Signature, SignatureShare};
 use keynet_encryption::Bls;
+use keynet_protocol::api::BlsShare;
 use keynet_threshold::bls_batch::{share_of, verify_same_message};
 use keynet_threshold::dkg::Participant;
 use keynet_threshold::wire::bls_share_from_hex;
-use serde::Deserialize;
 
 use super::Refusal;
 use super::bls::BlsKeys;
@@ -37,12 +37,6 @@ pub(super) type Done = (Signature<Bls>, Vec<Participant>);
 /// does not).
 pub(super) struct Culprits(pub(super) Vec<Participant>);
 
-/// The fields of a node's answer the client reads.
-#[derive(Deserialize)]
-struct Answer {
-    share: String,
-}
-
 impl<'k> Collector<'k> {
     /// Collects shares over `signed` under `keys`, threshold `t`.
     pub(super) fn new(keys: &'k BlsKeys, signed: Vec<u8>, t: usize) -> Self {
@@ -62,15 +56,16 @@ impl<'k> Collector<'k> {
     }
 
     /// Takes a node's answer: a share (parsed, and carrying the node's own identifier) or
-    /// the node's refusal.
-    pub(super) fn answer(&mut self, p: Participant, a: Result<Vec<u8>, Refusal>) {
+    /// the node's refusal. An answer that is not a share at all counts as a bad share.
+    pub(super) fn answer(&mut self, p: Participant, a: Result<BlsShare, Refusal>) {
         match a {
-            Ok(body) => match parse_share(&body, p) {
+            Ok(answer) => match parse_share(&answer, p) {
                 Ok(share) => {
                     self.shares.insert(p, share);
                 }
                 Err(why) => self.bad.push((p, why)),
             },
+            Err(Refusal::BadAnswer(why)) => self.bad.push((p, format!("answer: {why}"))),
             Err(r) => self.refused.push((p, r)),
         }
     }
@@ -98,8 +93,7 @@ impl<'k> Collector<'k> {
 }
 
 /// A node's share, if its answer parses and the share carries the node's own identifier.
-pub(super) fn parse_share(body: &[u8], p: Participant) -> Result<SignatureShare<Bls>, String> {
-    let a: Answer = serde_json::from_slice(body).map_err(|e| format!("answer: {e}"))?;
+pub(super) fn parse_share(a: &BlsShare, p: Participant) -> Result<SignatureShare<Bls>, String> {
     let share = bls_share_from_hex(&a.share).map_err(|e| e.to_string())?;
     share_of(&share, p)
         .map(|_| share)
@@ -166,23 +160,32 @@ mod tests {
         }
     }
 
-    fn answer(local: &[BlsKey], who: usize, msg: &[u8]) -> Result<Vec<u8>, Refusal> {
+    fn share_answer(share: String) -> BlsShare {
+        BlsShare {
+            node: keynet_protocol::IdentityKey::from_verifying_key(
+                k256::ecdsa::SigningKey::from_bytes(&[1; 32].into())
+                    .unwrap_or_else(|e| panic!("{e}"))
+                    .verifying_key(),
+            ),
+            participant: 1,
+            share,
+            signed: String::new(),
+            conditions_hash: String::new(),
+        }
+    }
+
+    fn answer(local: &[BlsKey], who: usize, msg: &[u8]) -> Result<BlsShare, Refusal> {
         let s = local[who - 1]
             .share
             .sign(SignatureSchemes::Basic, msg)
             .unwrap_or_else(|e| panic!("{e}"));
-        let hexed = bls_share_hex(&s).unwrap_or_else(|e| panic!("{e}"));
-        Ok(serde_json::json!({ "share": hexed })
-            .to_string()
-            .into_bytes())
+        Ok(share_answer(
+            bls_share_hex(&s).unwrap_or_else(|e| panic!("{e}")),
+        ))
     }
 
-    fn refusal(status: Option<u16>) -> Result<Vec<u8>, Refusal> {
-        Err(Refusal {
-            status,
-            code: "x".into(),
-            message: "y".into(),
-        })
+    fn unreachable() -> Result<BlsShare, Refusal> {
+        Err(Refusal::Unreachable("y".into()))
     }
 
     fn done(c: &mut Collector<'_>) -> Done {
@@ -224,8 +227,8 @@ mod tests {
         }
         c.answer(p(4), answer(&local, 4, b"another message"));
         c.answer(p(5), answer(&local, 6, &msg));
-        c.answer(p(6), Ok(b"{\"share\":\"00\"}".to_vec()));
-        c.answer(p(7), refusal(None));
+        c.answer(p(6), Ok(share_answer("00".into())));
+        c.answer(p(7), unreachable());
         assert!(matches!(c.combine(), Ok(None)));
         assert_eq!(c.held(), 4, "the wrong-message share is held until checked");
         // It is found when t are held: here with node 7's share after a retry.

@@ -1,7 +1,7 @@
 //! Where attestation evidence comes from: Linux configfs-tsm (the kernel 6.12 interface),
-//! the SEV guest device `/dev/sev-guest` (older kernels), or, only when configured, a
-//! simulated SNP platform. `auto` picks the first available hardware interface and never
-//! falls back to simulation.
+//! the SEV guest device `/dev/sev-guest` (older kernels), or, only in a build with the
+//! `simulated` feature and only when configured, a simulated SNP platform. `auto` picks the
+//! first available hardware interface and never falls back to simulation.
 //!
 //! Each provider also derives the key node state is sealed under
 //! ([`EvidenceProvider::sealing_key`]): on hardware the SNP firmware's derived key (MSG_KEY_REQ
@@ -9,10 +9,21 @@
 
 pub mod configfs;
 pub mod sevguest;
+#[cfg(feature = "simulated")]
 pub mod simulated;
 
 use attestation_verifier::tls::evidence::{EvidenceCert, Platform};
-use keynet_store::{KeySource, SealingKey};
+use keynet_store::SealingKey;
+
+/// Said wherever a simulated platform is in use: it is not AMD hardware.
+pub const SIMULATED_WARNING: &str = "SIMULATED SEV-SNP PLATFORM: these attestation reports are signed by \
+    a software key, not by an AMD processor, and prove nothing about the code running or the \
+    confidentiality of its memory. Use only for tests and local development; a verifier \
+    trusts it only when its root is added explicitly.";
+
+/// Whether this build has the simulated platform (the `simulated` feature). The published
+/// image's keynode does not: its measured bytes cannot simulate.
+pub const SIMULATION_BUILT_IN: bool = cfg!(feature = "simulated");
 
 /// A report with the certificates the platform provided.
 #[derive(Clone, Debug)]
@@ -58,8 +69,10 @@ pub trait EvidenceProvider: Send + Sync {
 
 /// The simulated platform as a provider. Loud by construction: every response carries
 /// `Platform::SnpSimulated`, and verifiers trust it only when given its ARK.
+#[cfg(feature = "simulated")]
 pub struct SimulatedProvider(pub simulated::SimulatedPlatform);
 
+#[cfg(feature = "simulated")]
 impl EvidenceProvider for SimulatedProvider {
     fn name(&self) -> &'static str {
         "simulated"
@@ -90,7 +103,7 @@ impl EvidenceProvider for SimulatedProvider {
     fn sealing_key(&self) -> Result<SealingKey, ProviderError> {
         Ok(SealingKey::new(
             *self.0.sealing_key_bytes(),
-            KeySource::Simulated,
+            keynet_store::KeySource::Simulated,
         ))
     }
 }

@@ -49,10 +49,7 @@ use x509_cert::{TbsCertificate, Version};
 use zeroize::{Zeroize, Zeroizing};
 
 /// Said wherever a simulated platform is in use: it is not AMD hardware.
-pub const WARNING: &str = "SIMULATED SEV-SNP PLATFORM: these attestation reports are signed by \
-    a software key, not by an AMD processor, and prove nothing about the code running or the \
-    confidentiality of its memory. Use only for tests and local development; a verifier \
-    trusts it only when its root is added explicitly.";
+pub use super::SIMULATED_WARNING as WARNING;
 
 /// Guest policy of a typical production guest: ABI 0.0, SMT allowed, bit 17 (reserved,
 /// must be one) set; no debugging, no migration agent.

@@ -2,7 +2,7 @@
 //! [`AuthMessage::parse`] (one spelling per message; every error names the line and field).
 
 use super::time::{format_utc, parse_utc};
-use crate::registry::Address;
+use keynet_eth::Address;
 
 /// The fields of an authorisation.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -108,7 +108,7 @@ impl AuthMessage {
         }
         let address: Address = get(1)
             .parse()
-            .map_err(|e: crate::registry::ValueError| err(2, "address", e.to_string()))?;
+            .map_err(|e: keynet_eth::AddressError| err(2, "address", e.to_string()))?;
         if get(1) != address.to_checksum() {
             return Err(err(
                 2,

@@ -7,7 +7,7 @@ use std::sync::Mutex;
 use serde::{Deserialize, Serialize};
 
 use super::message::{AuthMessage, ParseError};
-use crate::registry::{Address, eip191_recover};
+use keynet_eth::{Address, eip191_recover};
 
 /// An authorisation as sent with a request.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]

@@ -9,8 +9,6 @@ use k256::ecdsa::VerifyingKey;
 use k256::elliptic_curve::group::GroupEncoding;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
-use super::eth::keccak256;
-
 /// Why a text is not a valid registry value.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("{reason}")]
@@ -27,76 +25,6 @@ impl ValueError {
 
     pub fn reason(&self) -> &str {
         &self.reason
-    }
-}
-
-/// A 20-byte Ethereum address. Its text form is `0x` and 40 hex digits: written with the
-/// EIP-55 checksum; read in all-lowercase (unchecked) or with a correct checksum, since a
-/// wrong mixed-case checksum means a mistyped address.
-#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct Address([u8; 20]);
-
-impl Address {
-    pub const fn from_bytes(bytes: [u8; 20]) -> Self {
-        Address(bytes)
-    }
-
-    pub const fn as_bytes(&self) -> &[u8; 20] {
-        &self.0
-    }
-
-    /// The EIP-55 form: hex digit i is uppercase when it is a letter and nibble i of
-    /// keccak256(lowercase hex) is 8 or more.
-    pub fn to_checksum(&self) -> String {
-        let lower = hex::encode(self.0);
-        let hash = keccak256(lower.as_bytes());
-        let mut out = String::with_capacity(42);
-        out.push_str("0x");
-        for (i, c) in lower.chars().enumerate() {
-            let nibble = (hash[i / 2] >> if i % 2 == 0 { 4 } else { 0 }) & 0xf;
-            out.push(if nibble >= 8 {
-                c.to_ascii_uppercase()
-            } else {
-                c
-            });
-        }
-        out
-    }
-}
-
-impl FromStr for Address {
-    type Err = ValueError;
-
-    fn from_str(s: &str) -> Result<Self, ValueError> {
-        let digits = s
-            .strip_prefix("0x")
-            .ok_or_else(|| ValueError::new("an address starts with 0x"))?;
-        let mut bytes = [0u8; 20];
-        hex::decode_to_slice(digits, &mut bytes)
-            .map_err(|e| ValueError::new(format!("expected 0x followed by 40 hex digits: {e}")))?;
-        let address = Address(bytes);
-        if digits.bytes().any(|b| b.is_ascii_uppercase()) {
-            let checksummed = address.to_checksum();
-            if s != checksummed {
-                return Err(ValueError::new(format!(
-                    "EIP-55 checksum mismatch (mistyped address?): the checksummed form of \
-                     these digits is {checksummed}"
-                )));
-            }
-        }
-        Ok(address)
-    }
-}
-
-impl fmt::Display for Address {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.to_checksum())
-    }
-}
-
-impl fmt::Debug for Address {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "Address({self})")
     }
 }
 
@@ -327,4 +255,4 @@ macro_rules! serde_via_text {
     )*};
 }
 
-serde_via_text!(Address, IdentityKey, Stake);
+serde_via_text!(IdentityKey, Stake);

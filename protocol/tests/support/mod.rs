@@ -7,9 +7,10 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
 use k256::ecdsa::SigningKey;
-use keynet_protocol::{IdentityKey, NodeEntry, Registry, Stake, address_of};
+use keynet_eth::address_of;
+use keynet_eth::keccak256;
+use keynet_protocol::{IdentityKey, NodeEntry, Registry, Stake};
 use serde_json::Value;
-use sha3::{Digest, Keccak256};
 
 /// The workspace root.
 pub fn root() -> PathBuf {
@@ -22,12 +23,12 @@ pub fn root() -> PathBuf {
 /// A deterministic secp256k1 key: keccak256 of the seed, rehashed in the (never seen)
 /// case that it is not a valid scalar.
 pub fn key(seed: u64) -> SigningKey {
-    let mut bytes: [u8; 32] = Keccak256::digest(seed.to_be_bytes()).into();
+    let mut bytes: [u8; 32] = keccak256(&seed.to_be_bytes());
     loop {
         if let Ok(k) = SigningKey::from_bytes(&bytes.into()) {
             return k;
         }
-        bytes = Keccak256::digest(bytes).into();
+        bytes = keccak256(&bytes);
     }
 }
 
@@ -116,12 +117,4 @@ pub fn field<'a>(answer: &'a Value, name: &str) -> &'a str {
     answer[name]
         .as_str()
         .unwrap_or_else(|| panic!("eth-account answer lacks {name:?}: {answer}"))
-}
-
-/// `0x`-hex to bytes, for test data.
-pub fn unhex<const N: usize>(text: &str) -> [u8; N] {
-    let mut out = [0u8; N];
-    hex::decode_to_slice(text.trim_start_matches("0x"), &mut out)
-        .unwrap_or_else(|e| panic!("bad test hex {text}: {e}"));
-    out
 }

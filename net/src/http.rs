@@ -1,8 +1,7 @@
-//! HTTP/1.1 over attested TLS, kept alive: one verified handshake, then many requests. The
-//! client uses it to talk to nodes, and nodes to talk to each other (with their own
-//! certificate presented, so the peer verifies them too).
+//! HTTP/1.1 over attested TLS: one verified handshake, then many requests on the connection
+//! ([`crate::pool`] keeps them alive). Answers are read whole, up to [`MAX_RESPONSE`].
 
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -156,73 +155,4 @@ pub async fn send(
     tokio::time::timeout(timeout, exchange)
         .await
         .map_err(|_| fail(format!("no answer to {method} {path} within {timeout:?}")))?
-}
-
-/// Kept-alive connections to one server, opened on demand; a connection that failed is
-/// dropped and the next request opens a new one.
-pub struct Pool {
-    endpoint: String,
-    config: Arc<rustls::ClientConfig>,
-    timeout: Duration,
-    idle: Mutex<Vec<SendRequest<Full<Bytes>>>>,
-}
-
-/// Connections kept idle per server at most.
-const MAX_IDLE: usize = 16;
-
-impl Pool {
-    /// A pool for `endpoint`; `config` verifies the server.
-    pub fn new(endpoint: &str, config: Arc<rustls::ClientConfig>, timeout: Duration) -> Self {
-        Pool {
-            endpoint: endpoint.to_owned(),
-            config,
-            timeout,
-            idle: Mutex::new(Vec::new()),
-        }
-    }
-
-    /// The server.
-    pub fn endpoint(&self) -> &str {
-        &self.endpoint
-    }
-
-    /// An idle connection, or a new one with the server's certificate and the session's
-    /// exporter value (to check whom it reached before the first request).
-    #[allow(clippy::type_complexity)]
-    pub async fn take(
-        &self,
-    ) -> Result<
-        (
-            SendRequest<Full<Bytes>>,
-            Option<(Vec<u8>, [u8; EXPORTER_LEN])>,
-        ),
-        HttpError,
-    > {
-        loop {
-            let idle = self.idle.lock().unwrap_or_else(|p| p.into_inner()).pop();
-            match idle {
-                Some(s) if !s.is_closed() => return Ok((s, None)),
-                Some(_) => continue,
-                None => break,
-            }
-        }
-        let opened = open(&self.endpoint, self.config.clone(), self.timeout).await?;
-        Ok((opened.sender, Some((opened.cert, opened.exporter))))
-    }
-
-    /// Returns a connection after a request that completed.
-    pub fn put(&self, sender: SendRequest<Full<Bytes>>) {
-        if sender.is_closed() {
-            return;
-        }
-        let mut idle = self.idle.lock().unwrap_or_else(|p| p.into_inner());
-        if idle.len() < MAX_IDLE {
-            idle.push(sender);
-        }
-    }
-
-    /// Drops every idle connection (after the server was found to be someone else).
-    pub fn clear(&self) {
-        self.idle.lock().unwrap_or_else(|p| p.into_inner()).clear();
-    }
 }

@@ -1,0 +1,94 @@
+//! Extractors that answer in the API's error shape: a JSON body of a route's type, and the
+//! admitted peer behind a peer route.
+
+use std::sync::Arc;
+
+use axum::body::Bytes;
+use axum::extract::{FromRequest, FromRequestParts, Request};
+use axum::http::StatusCode;
+use axum::http::request::Parts;
+use axum::response::IntoResponse;
+use keynet_protocol::api::{self, ErrorCode};
+use keynet_threshold::dkg::Participant;
+use serde::de::DeserializeOwned;
+
+use super::{ApiError, Conn};
+use crate::state::NodeState;
+
+/// A JSON body of type `T`, parsed (and so checked: the request types check themselves
+/// while parsing). Refused as `payload_too_large` over [`api::MAX_BODY`], else
+/// `bad_request` naming the field, line and column.
+pub struct Body<T>(pub T);
+
+impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for Body<T> {
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, ApiError> {
+        let bytes = read(req, state).await?;
+        serde_json::from_slice(&bytes)
+            .map(Body)
+            .map_err(ApiError::bad_request)
+    }
+}
+
+/// Like [`Body`], but an empty body is `T::default()` (`POST /v1/handshake`, whose body
+/// says nothing, has always been sent empty by some callers).
+pub struct EmptyOr<T>(pub T);
+
+impl<S: Send + Sync, T: DeserializeOwned + Default> FromRequest<S> for EmptyOr<T> {
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, ApiError> {
+        let bytes = read(req, state).await?;
+        if bytes.is_empty() {
+            return Ok(EmptyOr(T::default()));
+        }
+        serde_json::from_slice(&bytes)
+            .map(EmptyOr)
+            .map_err(ApiError::bad_request)
+    }
+}
+
+/// The whole body, within the router's limit.
+async fn read<S: Send + Sync>(req: Request, state: &S) -> Result<Bytes, ApiError> {
+    Bytes::from_request(req, state).await.map_err(|rejection| {
+        if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
+            ApiError::new(
+                ErrorCode::PayloadTooLarge,
+                format!("the body is larger than {} bytes", api::MAX_BODY),
+            )
+        } else {
+            ApiError::bad_request(format!(
+                "the body could not be read: {}",
+                rejection.into_response().status()
+            ))
+        }
+    })
+}
+
+/// The participant index of the peer node behind this connection: peer routes need an
+/// admitted node certificate, of a node that is in the registry now.
+pub struct Peer(pub Participant);
+
+impl FromRequestParts<Arc<NodeState>> for Peer {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &Arc<NodeState>,
+    ) -> Result<Self, ApiError> {
+        let id = parts
+            .extensions
+            .get::<Conn>()
+            .and_then(|c| c.peer)
+            .ok_or_else(|| {
+                ApiError::new(
+                    ErrorCode::PeerOnly,
+                    "this route is for registry nodes presenting their attested certificate",
+                )
+            })?;
+        state.registry().participant(&id).map(Peer).ok_or_else(|| {
+            ApiError::new(ErrorCode::NotMember, format!("{id} is not in the registry"))
+        })
+    }
+}

@@ -1,0 +1,126 @@
+//! The handlers: each parses what its route takes, calls the service that decides, and
+//! answers the route's type or an [`ApiError`].
+
+use std::sync::Arc;
+
+use axum::Json;
+use axum::extract::rejection::QueryRejection;
+use axum::extract::{Extension, Query, State};
+use base64::Engine;
+use keynet_protocol::api::{
+    self, Ack, Attestation, AttestationQuery, BlsShare, ErrorCode, HandshakeRequest, Health,
+    NodeInfo, PeerCommitments, PeerDkg, PermissionsSet, SignShare,
+};
+use keynet_protocol::request::{
+    Authorised, BlsSignRequest, DecryptRequest, PermissionsRequest, SignRequest,
+};
+
+use super::{ApiError, Body, Conn, EmptyOr, Peer};
+use crate::state::NodeState;
+
+type Answer<T> = Result<Json<T>, ApiError>;
+
+pub(super) async fn health(State(s): State<Arc<NodeState>>) -> Json<Health> {
+    Json(s.health())
+}
+
+/// Fresh evidence bound to the client's nonce and to this connection's exporter value. The
+/// secure processor is asked off the async workers.
+pub(super) async fn attestation(
+    State(s): State<Arc<NodeState>>,
+    Extension(conn): Extension<Conn>,
+    query: Result<Query<AttestationQuery>, QueryRejection>,
+) -> Answer<Attestation> {
+    let Query(q) = query.map_err(|e| ApiError::bad_request(e.body_text()))?;
+    let nonce = q.nonce.ok_or_else(|| {
+        ApiError::new(ErrorCode::NonceMissing, "give ?nonce=HEX (16 to 64 bytes)")
+    })?;
+    let nonce = hex::decode(&nonce)
+        .map_err(|e| ApiError::new(ErrorCode::NonceHex, format!("nonce is not hex: {e}")))?;
+    if !api::NONCE_LEN.contains(&nonce.len()) {
+        return Err(ApiError::new(
+            ErrorCode::NonceLength,
+            format!("nonce is {} bytes; 16 to 64 required", nonce.len()),
+        ));
+    }
+    let state = s.clone();
+    let evidence = tokio::task::spawn_blocking(move || {
+        state
+            .tls()
+            .fresh_evidence(state.provider(), &nonce, &conn.exporter)
+    })
+    .await
+    .map_err(ApiError::internal)?
+    .map_err(|e| ApiError::new(ErrorCode::EvidenceUnavailable, e.to_string()))?;
+    let (platform, warning) = s.platform();
+    Ok(Json(Attestation {
+        evidence: base64::engine::general_purpose::STANDARD.encode(evidence.encode()),
+        platform,
+        warning,
+    }))
+}
+
+/// The body is `{}` (or empty): the answer depends on nothing the caller says.
+pub(super) async fn handshake(
+    State(s): State<Arc<NodeState>>,
+    EmptyOr(_): EmptyOr<HandshakeRequest>,
+) -> Json<NodeInfo> {
+    Json(s.node_info())
+}
+
+pub(super) async fn sign(
+    State(s): State<Arc<NodeState>>,
+    Body(req): Body<Authorised<SignRequest>>,
+) -> Answer<SignShare> {
+    crate::sign::sign(&s, req).await.map(Json)
+}
+
+pub(super) async fn permissions(
+    State(s): State<Arc<NodeState>>,
+    Body(req): Body<Authorised<PermissionsRequest>>,
+) -> Answer<PermissionsSet> {
+    crate::pkp::apply(&s, req).await.map(Json)
+}
+
+pub(super) async fn decrypt_share(
+    State(s): State<Arc<NodeState>>,
+    Body(req): Body<Authorised<DecryptRequest>>,
+) -> Answer<BlsShare> {
+    crate::bls::decrypt_share(&s, req).map(Json)
+}
+
+pub(super) async fn bls_sign(
+    State(s): State<Arc<NodeState>>,
+    Body(req): Body<Authorised<BlsSignRequest>>,
+) -> Answer<BlsShare> {
+    crate::bls::bls_sign(&s, req).map(Json)
+}
+
+pub(super) async fn peer_dkg(
+    State(s): State<Arc<NodeState>>,
+    Peer(from): Peer,
+    Body(msg): Body<PeerDkg>,
+) -> Answer<Ack> {
+    crate::dkg::on_message(&s, from, &msg)?;
+    Ok(Json(Ack::ok()))
+}
+
+pub(super) async fn peer_commitments(
+    State(s): State<Arc<NodeState>>,
+    Peer(from): Peer,
+    Body(msg): Body<PeerCommitments>,
+) -> Answer<Ack> {
+    crate::sign::on_commitments(&s, from, msg)?;
+    Ok(Json(Ack::ok()))
+}
+
+pub(super) async fn not_found() -> ApiError {
+    ApiError::new(ErrorCode::NotFound, "no such route")
+}
+
+pub(super) async fn method_not_allowed() -> ApiError {
+    ApiError::new(
+        ErrorCode::MethodNotAllowed,
+        "this route takes another method (GET /health and /v1/attestation; POST the rest)",
+    )
+}

@@ -1,0 +1,458 @@
+//! The node's DKG coordinator: which run the node is in, as one state machine with no I/O.
+//! It owns the two protocol machines of a run ([`keynet_threshold::dkg`] for FROST,
+//! [`keynet_threshold::bls_dkg`] for BLS12-381), says what to send to whom, and hands out
+//! the keys when both are done; [`super::DkgService`] does the sending and sealing.
+//!
+//! A run is for one target: the registry's (network, epoch), its members and threshold,
+//! and this node's place among them.
+//!
+//! ```text
+//!                       keys unsealed at start
+//!            Idle ───────────────────────────────────────► Unsealed
+//!             │                                               │
+//!             │ ensure / first peer message, for a target     │ a new target
+//!             │ whose keys this node does not hold            │
+//!             ▼                                               ▼
+//!   ┌────► Running(run) ◄─────────────── a new target ─────────────── Done / Failed
+//!   │        │    │                                               (of an older target)
+//!   │        │    └── either machine failed: culprits named ──► Failed(target)
+//!   │        └── both machines done: keys handed out ─────────► Done(target)
+//!   │                                                          (sealing failed ─► Failed)
+//!   └── a new target while running (the old run is dropped)
+//! ```
+//!
+//! Done and Failed are final for their target: a late peer message neither restarts a
+//! done run (the keys exist) nor a failed one (that would start runs nobody else is in);
+//! restarting the node, or a new registry epoch, starts anew. Every run has a generation
+//! number; deliveries of a run's messages go on (retried) while their run is the latest.
+
+use std::time::{Duration, Instant};
+
+use keynet_protocol::api::{DkgBody, DkgState, DkgStatus, PeerDkg};
+use keynet_protocol::registry::{IdentityKey, NodeEntry, Registry};
+use keynet_threshold::bls_dkg::{BlsDkg, BlsMessage, BlsOutgoing};
+use keynet_threshold::dkg::{Dkg, Message, Outgoing, Participant, State};
+use keynet_threshold::wire::{BlsWire, FrostWire};
+
+use crate::keys::NetworkKeys;
+
+/// Why a peer's DKG message, or a start, was not taken.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum DkgRefusal {
+    /// Another network or epoch than this node's registry.
+    #[error("this node's registry is {network} epoch {epoch}")]
+    WrongRun {
+        /// Ours.
+        network: String,
+        /// Ours.
+        epoch: u64,
+    },
+    /// This node already has the keys of that run.
+    #[error("this node already holds the keys of {network} epoch {epoch}")]
+    Done {
+        /// The run.
+        network: String,
+        /// The run.
+        epoch: u64,
+    },
+    /// The message does not decode.
+    #[error("malformed DKG message: {0}")]
+    Malformed(String),
+    /// No run can start (this node is not a member, the registry is too small, or the run
+    /// for this target failed here).
+    #[error("no DKG here: {0}")]
+    Unavailable(String),
+}
+
+/// What a run is for: the registry's network and epoch, its members and threshold, and
+/// this node's participant index.
+#[derive(Clone, Debug)]
+pub struct Target {
+    network: String,
+    epoch: u64,
+    members: Vec<NodeEntry>,
+    t: u16,
+    me: Participant,
+}
+
+impl Target {
+    /// The target of `registry` for the node `me`.
+    pub fn of(registry: &Registry, me: &IdentityKey) -> Result<Target, DkgRefusal> {
+        let me = registry
+            .participant(me)
+            .ok_or_else(|| DkgRefusal::Unavailable("this node is not in the registry".into()))?;
+        Ok(Target {
+            network: registry.network_id.clone(),
+            epoch: registry.epoch,
+            members: registry.nodes.clone(),
+            t: u16::try_from(registry.threshold()).unwrap_or(u16::MAX),
+            me,
+        })
+    }
+
+    /// The registry's (network, epoch) the run is for.
+    pub fn run(&self) -> (&str, u64) {
+        (&self.network, self.epoch)
+    }
+
+    fn is(&self, network: &str, epoch: u64) -> bool {
+        self.network == network && self.epoch == epoch
+    }
+
+    fn n(&self) -> u16 {
+        u16::try_from(self.members.len()).unwrap_or(u16::MAX)
+    }
+}
+
+/// One message of a run and the members it goes to.
+pub struct Outbound {
+    /// The message.
+    pub message: PeerDkg,
+    /// Its recipients.
+    pub to: Vec<NodeEntry>,
+}
+
+/// What a step of the coordinator asks of the service.
+#[derive(Default)]
+pub struct Step {
+    /// Messages to deliver, each retried while `generation` is the latest run.
+    pub sends: Vec<Outbound>,
+    /// The run they belong to.
+    pub generation: u64,
+    /// Both machines finished: the keys to seal and put in force.
+    pub keys: Option<NetworkKeys>,
+}
+
+struct Run {
+    target: Target,
+    frost: Dkg,
+    bls: BlsDkg,
+    started: Instant,
+}
+
+enum Phase {
+    Idle,
+    Unsealed {
+        network: String,
+        epoch: u64,
+    },
+    Running(Box<Run>),
+    Done {
+        network: String,
+        epoch: u64,
+        millis: Option<u64>,
+    },
+    Failed {
+        network: String,
+        epoch: u64,
+        reason: String,
+        culprits: Vec<String>,
+    },
+}
+
+/// The node's DKG: at most one run at a time.
+pub struct Coordinator {
+    phase: Phase,
+    generation: u64,
+    timeout: Duration,
+}
+
+impl Coordinator {
+    /// A coordinator whose runs' rounds each have `timeout`.
+    pub fn new(timeout: Duration) -> Self {
+        Coordinator {
+            phase: Phase::Idle,
+            generation: 0,
+            timeout,
+        }
+    }
+
+    /// What the node says about its key generation.
+    pub fn status(&self) -> DkgStatus {
+        let status = |state, network: &str, epoch| DkgStatus {
+            state,
+            network: Some(network.to_owned()),
+            epoch: Some(epoch),
+            reason: None,
+            culprits: vec![],
+            millis: None,
+        };
+        match &self.phase {
+            Phase::Idle => DkgStatus {
+                state: DkgState::Idle,
+                network: None,
+                epoch: None,
+                reason: None,
+                culprits: vec![],
+                millis: None,
+            },
+            Phase::Unsealed { network, epoch } => status(DkgState::Unsealed, network, *epoch),
+            Phase::Running(run) => status(DkgState::Running, &run.target.network, run.target.epoch),
+            Phase::Done {
+                network,
+                epoch,
+                millis,
+            } => DkgStatus {
+                millis: *millis,
+                ..status(DkgState::Done, network, *epoch)
+            },
+            Phase::Failed {
+                network,
+                epoch,
+                reason,
+                culprits,
+            } => DkgStatus {
+                reason: Some(reason.clone()),
+                culprits: culprits.clone(),
+                ..status(DkgState::Failed, network, *epoch)
+            },
+        }
+    }
+
+    /// True while run `generation` is the latest one.
+    pub fn is_latest(&self, generation: u64) -> bool {
+        self.generation == generation
+    }
+
+    /// The round timeout (deliveries of a run's messages stop after it).
+    pub fn timeout(&self) -> Duration {
+        self.timeout
+    }
+
+    /// The keys of (network, epoch) were unsealed at start: no run needed.
+    pub fn unsealed(&mut self, network: &str, epoch: u64) {
+        self.phase = Phase::Unsealed {
+            network: network.to_owned(),
+            epoch,
+        };
+    }
+
+    /// Starts a run for `target` unless the node holds its keys, is running it, or it is
+    /// final here (done, or failed: an error).
+    pub fn ensure(
+        &mut self,
+        target: &Target,
+        holds_keys: bool,
+        now: Instant,
+    ) -> Result<Step, DkgRefusal> {
+        if holds_keys {
+            return Ok(Step::default());
+        }
+        match &self.phase {
+            Phase::Running(run) if run.target.is(&target.network, target.epoch) => {
+                return Ok(Step::default());
+            }
+            Phase::Done { network, epoch, .. } if target.is(network, *epoch) => {
+                return Ok(Step::default());
+            }
+            Phase::Failed {
+                network,
+                epoch,
+                reason,
+                ..
+            } if target.is(network, *epoch) => {
+                return Err(DkgRefusal::Unavailable(format!(
+                    "the run for {network} epoch {epoch} failed here: {reason}"
+                )));
+            }
+            _ => {}
+        }
+        let (frost, f_out) = Dkg::start(target.me, target.n(), target.t, self.timeout, now)
+            .map_err(|e| DkgRefusal::Unavailable(format!("FROST: {e}")))?;
+        let (bls, b_out) = BlsDkg::start(target.me, target.n(), target.t, self.timeout, now)
+            .map_err(|e| DkgRefusal::Unavailable(format!("BLS: {e}")))?;
+        self.generation += 1;
+        tracing::info!(
+            network = %target.network,
+            epoch = target.epoch,
+            me = target.me,
+            n = target.n(),
+            t = target.t,
+            "DKG started (FROST secp256k1 and BLS12-381)"
+        );
+        let run = Run {
+            target: target.clone(),
+            frost,
+            bls,
+            started: now,
+        };
+        let step = self.step(&run, f_out, b_out);
+        self.phase = Phase::Running(Box::new(run));
+        Ok(step)
+    }
+
+    /// Takes a peer's message (`from` is its participant index, from its verified
+    /// certificate and the registry), starting the run if this is its first message here.
+    pub fn handle(
+        &mut self,
+        target: &Target,
+        holds_keys: bool,
+        from: Participant,
+        msg: &PeerDkg,
+        now: Instant,
+    ) -> Result<Step, DkgRefusal> {
+        if !target.is(&msg.network, msg.epoch) {
+            return Err(DkgRefusal::WrongRun {
+                network: target.network.clone(),
+                epoch: target.epoch,
+            });
+        }
+        if holds_keys {
+            return Err(DkgRefusal::Done {
+                network: target.network.clone(),
+                epoch: target.epoch,
+            });
+        }
+        // Decoded before anything can start: junk must not start a run.
+        let decoded = Decoded::of(&msg.body)?;
+        let mut step = self.ensure(target, holds_keys, now)?;
+        let Phase::Running(run) = &mut self.phase else {
+            // Done here a moment ago: the sender is told so.
+            return Err(DkgRefusal::Done {
+                network: target.network.clone(),
+                epoch: target.epoch,
+            });
+        };
+        let (f_out, b_out) = match decoded {
+            Decoded::Frost(m) => (run.frost.handle(from, m, now), vec![]),
+            Decoded::Bls(m) => (vec![], run.bls.handle(from, m, now)),
+        };
+        let more = self.after(f_out, b_out);
+        step.sends.extend(more.sends);
+        step.generation = more.generation;
+        step.keys = more.keys;
+        Ok(step)
+    }
+
+    /// Applies the rounds' deadlines.
+    pub fn tick(&mut self, now: Instant) -> Step {
+        let Phase::Running(run) = &mut self.phase else {
+            return Step::default();
+        };
+        let f = run.frost.tick(now);
+        let b = run.bls.tick(now);
+        self.after(f, b)
+    }
+
+    /// The keys handed out by the last step could not be sealed: the run failed here.
+    pub fn sealing_failed(&mut self, reason: String) {
+        let (network, epoch) = match &self.phase {
+            Phase::Done { network, epoch, .. } => (network.clone(), *epoch),
+            _ => return,
+        };
+        self.phase = Phase::Failed {
+            network,
+            epoch,
+            reason: format!("sealing the keys: {reason}"),
+            culprits: vec![],
+        };
+    }
+
+    /// Messages the running machines produced, then the end of the run if it is over.
+    fn after(&mut self, frost: Vec<Outgoing>, bls: Vec<BlsOutgoing>) -> Step {
+        let Phase::Running(run) = &self.phase else {
+            return Step::default();
+        };
+        let mut step = self.step(run, frost, bls);
+        if let Some(f) = run.frost.failure().or(run.bls.failure()).cloned() {
+            let culprits: Vec<String> = f
+                .culprits
+                .iter()
+                .filter_map(|p| run.target.members.get(usize::from(*p).wrapping_sub(1)))
+                .map(|e| e.endpoint.clone())
+                .collect();
+            tracing::error!(
+                network = %run.target.network,
+                epoch = run.target.epoch,
+                ?culprits,
+                "DKG failed: {f}"
+            );
+            self.phase = Phase::Failed {
+                network: run.target.network.clone(),
+                epoch: run.target.epoch,
+                reason: f.to_string(),
+                culprits,
+            };
+            return step;
+        }
+        let over = |s: State| matches!(s, State::Done | State::Failed);
+        if !(over(run.frost.state()) && over(run.bls.state())) {
+            return step;
+        }
+        let (Some((frost, frost_public)), Some(bls)) = (run.frost.result(), run.bls.result())
+        else {
+            return step;
+        };
+        let t = &run.target;
+        step.keys = Some(NetworkKeys {
+            network: t.network.clone(),
+            epoch: t.epoch,
+            me: t.me,
+            n: t.n(),
+            frost: frost.clone(),
+            frost_public: frost_public.clone(),
+            bls: bls.clone(),
+        });
+        self.phase = Phase::Done {
+            network: t.network.clone(),
+            epoch: t.epoch,
+            millis: u64::try_from(run.started.elapsed().as_millis()).ok(),
+        };
+        step
+    }
+
+    /// Each message with its recipients: every other member, or the one it is for.
+    fn step(&self, run: &Run, frost: Vec<Outgoing>, bls: Vec<BlsOutgoing>) -> Step {
+        let mut bodies: Vec<(Option<Participant>, DkgBody)> = Vec::new();
+        for o in frost {
+            match FrostWire::encode(&o.message) {
+                Ok(w) => bodies.push((o.to, DkgBody::Frost(w))),
+                Err(e) => tracing::error!("DKG: cannot encode a FROST message: {e}"),
+            }
+        }
+        for o in bls {
+            bodies.push((o.to, DkgBody::Bls(BlsWire::encode(&o.message))));
+        }
+        let t = &run.target;
+        let sends = bodies
+            .into_iter()
+            .map(|(to, body)| Outbound {
+                message: PeerDkg {
+                    network: t.network.clone(),
+                    epoch: t.epoch,
+                    body,
+                },
+                to: (1..=Participant::MAX)
+                    .zip(&t.members)
+                    .filter(|(p, _)| *p != t.me && to.is_none_or(|to| to == *p))
+                    .map(|(_, e)| e.clone())
+                    .collect(),
+            })
+            .collect();
+        Step {
+            sends,
+            generation: self.generation,
+            keys: None,
+        }
+    }
+}
+
+enum Decoded {
+    Frost(Message),
+    Bls(BlsMessage),
+}
+
+impl Decoded {
+    fn of(body: &DkgBody) -> Result<Decoded, DkgRefusal> {
+        let malformed = |e: keynet_threshold::wire::WireError| DkgRefusal::Malformed(e.to_string());
+        match body {
+            DkgBody::Frost(w) => w.decode().map(Decoded::Frost).map_err(malformed),
+            DkgBody::Bls(w) => w.decode().map(Decoded::Bls).map_err(malformed),
+            _ => Err(DkgRefusal::Malformed("an unknown protocol".into())),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,252 @@
+//! The coordinator's transitions, with no network: coordinators exchange their messages in
+//! memory.
+
+use std::collections::VecDeque;
+use std::time::{Duration, Instant};
+
+use keynet_eth::address_of;
+use keynet_protocol::api::{DkgBody, DkgState, PeerDkg};
+use keynet_protocol::registry::{IdentityKey, NodeEntry, Registry, Stake};
+use keynet_threshold::wire::FrostWire;
+
+use super::*;
+
+const TIMEOUT: Duration = Duration::from_secs(30);
+
+fn registry(n: u8, epoch: u64) -> Registry {
+    let key = |seed: u8| {
+        k256::ecdsa::SigningKey::from_bytes(&[seed; 32].into()).unwrap_or_else(|e| panic!("{e}"))
+    };
+    Registry {
+        network_id: "keynet-test".into(),
+        epoch,
+        threshold: 0,
+        min_stake: Stake::from_wei(1),
+        nodes: (1..=n)
+            .map(|i| NodeEntry {
+                identity_key: IdentityKey::from_verifying_key(key(i).verifying_key()),
+                staker: address_of(key(i + 100).verifying_key()),
+                stake: Stake::from_wei(10),
+                endpoint: format!("127.0.0.1:{}", 7000 + u16::from(i)),
+            })
+            .collect(),
+    }
+}
+
+fn targets(r: &Registry) -> Vec<Target> {
+    r.nodes
+        .iter()
+        .map(|e| Target::of(r, &e.identity_key).unwrap_or_else(|e| panic!("{e}")))
+        .collect()
+}
+
+/// Runs every coordinator to the end of its run: ensure, then messages delivered until none
+/// is left. Returns each node's keys.
+fn run_all(coords: &mut [Coordinator], targets: &[Target], now: Instant) -> Vec<NetworkKeys> {
+    let mut queue: VecDeque<(usize, Outbound)> = VecDeque::new();
+    let mut keys: Vec<Option<NetworkKeys>> = (0..coords.len()).map(|_| None).collect();
+    for (i, c) in coords.iter_mut().enumerate() {
+        let step = c
+            .ensure(&targets[i], false, now)
+            .unwrap_or_else(|e| panic!("{e}"));
+        assert!(step.keys.is_none());
+        queue.extend(step.sends.into_iter().map(|o| (i, o)));
+        assert_eq!(c.status().state, DkgState::Running);
+    }
+    while let Some((from, out)) = queue.pop_front() {
+        for to in &out.to {
+            let j = targets[0]
+                .members
+                .iter()
+                .position(|e| e.identity_key == to.identity_key)
+                .unwrap_or_else(|| panic!("recipient not a member"));
+            assert_ne!(j, from, "nobody is sent its own message");
+            let holds = keys[j].is_some();
+            match coords[j].handle(&targets[j], holds, from as u16 + 1, &out.message, now) {
+                Ok(step) => {
+                    queue.extend(step.sends.into_iter().map(|o| (j, o)));
+                    if let Some(k) = step.keys {
+                        assert!(keys[j].replace(k).is_none(), "keys handed out once");
+                    }
+                }
+                // Late messages to a node that holds its keys are refused as final.
+                Err(DkgRefusal::Done { .. }) if holds => {}
+                Err(e) => panic!("node {j}: {e}"),
+            }
+        }
+    }
+    keys.into_iter()
+        .map(|k| k.unwrap_or_else(|| panic!("a node finished without keys")))
+        .collect()
+}
+
+#[test]
+fn a_run_goes_from_idle_to_done_and_every_node_gets_the_same_keys() {
+    let r = registry(4, 3);
+    let ts = targets(&r);
+    let mut coords: Vec<Coordinator> = (0..4).map(|_| Coordinator::new(TIMEOUT)).collect();
+    assert_eq!(coords[0].status().state, DkgState::Idle);
+    let keys = run_all(&mut coords, &ts, Instant::now());
+    for (i, (c, k)) in coords.iter().zip(&keys).enumerate() {
+        let st = c.status();
+        assert_eq!(st.state, DkgState::Done, "node {i}");
+        assert_eq!(
+            (st.network.as_deref(), st.epoch),
+            (Some("keynet-test"), Some(3))
+        );
+        assert!(st.millis.is_some());
+        assert_eq!((k.me, k.n, k.epoch), (i as u16 + 1, 4, 3));
+        assert_eq!(
+            k.frost_public.verifying_key(),
+            keys[0].frost_public.verifying_key()
+        );
+        assert_eq!(k.bls.public, keys[0].bls.public);
+    }
+}
+
+#[test]
+fn done_is_final_for_its_target() {
+    let r = registry(4, 1);
+    let ts = targets(&r);
+    let mut coords: Vec<Coordinator> = (0..4).map(|_| Coordinator::new(TIMEOUT)).collect();
+    run_all(&mut coords, &ts, Instant::now());
+    let generation = coords[0].generation;
+    // Even before its keys are in force (sealing), a done run does not start again.
+    let step = coords[0]
+        .ensure(&ts[0], false, Instant::now())
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert!(step.sends.is_empty() && step.keys.is_none());
+    assert!(coords[0].is_latest(generation), "no new run");
+    let msg = PeerDkg {
+        network: "keynet-test".into(),
+        epoch: 1,
+        body: DkgBody::Frost(FrostWire::Abort(vec![2])),
+    };
+    assert!(matches!(
+        coords[0].handle(&ts[0], true, 2, &msg, Instant::now()),
+        Err(DkgRefusal::Done { .. })
+    ));
+    assert!(matches!(
+        coords[0].handle(&ts[0], false, 2, &msg, Instant::now()),
+        Err(DkgRefusal::Done { .. })
+    ));
+    assert_eq!(coords[0].status().state, DkgState::Done);
+}
+
+#[test]
+fn wrong_runs_and_junk_start_nothing() {
+    let r = registry(4, 2);
+    let ts = targets(&r);
+    let mut c = Coordinator::new(TIMEOUT);
+    let other_epoch = PeerDkg {
+        network: "keynet-test".into(),
+        epoch: 1,
+        body: DkgBody::Frost(FrostWire::Round1("00".into())),
+    };
+    assert!(matches!(
+        c.handle(&ts[0], false, 2, &other_epoch, Instant::now()),
+        Err(DkgRefusal::WrongRun { epoch: 2, .. })
+    ));
+    let junk = PeerDkg {
+        epoch: 2,
+        ..other_epoch
+    };
+    assert!(matches!(
+        c.handle(&ts[0], false, 2, &junk, Instant::now()),
+        Err(DkgRefusal::Malformed(_))
+    ));
+    assert_eq!(c.status().state, DkgState::Idle, "nothing started");
+    assert_eq!(c.generation, 0);
+    let outsider = registry(5, 2);
+    let not_member = &outsider.nodes[4].identity_key;
+    assert!(matches!(
+        Target::of(&r, not_member),
+        Err(DkgRefusal::Unavailable(_))
+    ));
+}
+
+#[test]
+fn a_failed_run_is_final_for_its_target_and_a_new_epoch_starts_anew() {
+    let r = registry(4, 5);
+    let ts = targets(&r);
+    let mut c = Coordinator::new(TIMEOUT);
+    let start = Instant::now();
+    let first = c
+        .ensure(&ts[0], false, start)
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert!(!first.sends.is_empty(), "round one goes to the others");
+    assert!(
+        first
+            .sends
+            .iter()
+            .all(|o| o.to.len() == 3 || o.to.len() == 1)
+    );
+    // Nobody answers: the round's deadline passes.
+    let step = c.tick(start + TIMEOUT * 2);
+    assert!(step.keys.is_none());
+    let st = c.status();
+    assert_eq!(st.state, DkgState::Failed, "{st:?}");
+    assert!(
+        !st.culprits.is_empty(),
+        "the silent nodes are named: {st:?}"
+    );
+    assert!(st.culprits.iter().all(|e| e.starts_with("127.0.0.1:")));
+    assert!(matches!(
+        c.ensure(&ts[0], false, start),
+        Err(DkgRefusal::Unavailable(m)) if m.contains("failed here")
+    ));
+    let late = PeerDkg {
+        network: "keynet-test".into(),
+        epoch: 5,
+        body: DkgBody::Frost(FrostWire::Abort(vec![])),
+    };
+    assert!(matches!(
+        c.handle(&ts[0], false, 2, &late, start),
+        Err(DkgRefusal::Unavailable(_))
+    ));
+    let old = first.generation;
+    let next = targets(&registry(4, 6));
+    let step = c
+        .ensure(&next[0], false, start)
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert!(!step.sends.is_empty());
+    assert_eq!(c.status().state, DkgState::Running);
+    assert_eq!(c.status().epoch, Some(6));
+    assert!(!c.is_latest(old) && c.is_latest(step.generation));
+}
+
+#[test]
+fn unsealed_keys_need_no_run_until_a_new_epoch() {
+    let r = registry(4, 8);
+    let ts = targets(&r);
+    let mut c = Coordinator::new(TIMEOUT);
+    c.unsealed("keynet-test", 8);
+    assert_eq!(c.status().state, DkgState::Unsealed);
+    let step = c
+        .ensure(&ts[1], true, Instant::now())
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert!(step.sends.is_empty());
+    assert_eq!(c.status().state, DkgState::Unsealed);
+    let next = targets(&registry(4, 9));
+    c.ensure(&next[1], false, Instant::now())
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(c.status().state, DkgState::Running);
+}
+
+#[test]
+fn keys_that_cannot_be_sealed_fail_the_run() {
+    let r = registry(4, 1);
+    let ts = targets(&r);
+    let mut coords: Vec<Coordinator> = (0..4).map(|_| Coordinator::new(TIMEOUT)).collect();
+    run_all(&mut coords, &ts, Instant::now());
+    coords[2].sealing_failed("disk full".into());
+    let st = coords[2].status();
+    assert_eq!(st.state, DkgState::Failed);
+    assert!(
+        st.reason
+            .as_deref()
+            .unwrap_or("")
+            .contains("sealing the keys: disk full"),
+        "{st:?}"
+    );
+}
