@@ -15,7 +15,7 @@ IMAGE_VERSION = $(shell awk '$$1 == "image-version" { print $$2 }' guest-image/i
 
 .DEFAULT_GOAL := all
 .PHONY: all image publish reproduce image-repro boot-test relock ovmf digests test test-deps \
-	lint cargo-test ovmf-repro bench fuzz demo help clean disk-check
+	check lint cargo-test ovmf-repro ovmf-fetch-test bench fuzz demo help clean disk-check
 
 ## all: main job, same as `make image`
 all: image
@@ -39,7 +39,7 @@ reproduce:
 image-repro: image
 	guest-image/check-reproducible.sh
 
-## boot-test: boot out/image under QEMU (TCG): no-SNP refusal + simulated-platform attest, clean power-off
+## boot-test: the published keynode cannot simulate; out/image under QEMU (TCG) refuses without SNP; a test image (simulated platform built in) attested; clean power-off
 boot-test: image
 	guest-image/boot-test.sh
 
@@ -70,8 +70,14 @@ digests: $(OVMF) $(SNP_MEASURE)
 	        "$$($(SNP_MEASURE) --mode snp --vcpus $$n --vcpu-type $$t --ovmf $(OVMF))"; \
 	done; done
 
+## check: the fast inner loop: formatting, clippy, unit and router-level tests, the wire contract (no image, no cluster)
+check: lint
+	CARGO_INCREMENTAL=0 $(CARGO) test --workspace --lib --bins --locked
+	CARGO_INCREMENTAL=0 $(CARGO) test --locked -p keynet-protocol --test api
+	CARGO_INCREMENTAL=0 $(CARGO) test --locked -p keynet-eth --test vectors
+
 ## test: every test: formatting, clippy, unit/integration tests, firmware and image reproducibility, boots
-test: disk-check test-deps lint cargo-test boot-test
+test: disk-check test-deps lint cargo-test ovmf-fetch-test boot-test
 
 # A clean `make test` peaks at about 4 GB on disk (target/, out/, the OVMF and second image
 # builds in /tmp). Said before it starts, so that a full disk is not first seen as a linker
@@ -105,6 +111,11 @@ lint:
 cargo-test:
 	CARGO_INCREMENTAL=0 $(CARGO) test --workspace --locked
 
+# The firmware fetch from a checkout under a mode-0700 directory, where apt cannot sandbox
+# its downloads (it must still refuse every signature or fetch failure).
+ovmf-fetch-test:
+	ovmf/tests/fetch-private-dir.sh
+
 ## bench: snp-measure vs sev-snp-measure (time, peak memory); snp-verify vs ring and snpguest; DKG and signing (in process, and end to end over attested TLS); decryption end to end; encryption of 1 GiB
 bench: test-deps
 	$(CARGO) bench --locked -p snp-measure --bench vs_reference
@@ -121,7 +132,7 @@ fuzz:
 clean:
 	$(CARGO) clean
 	rm -rf out/ovmf out/ovmf-repro out/ref-venv out/protocol-venv out/bench \
-		out/image out/image-build out/image-repro
+		out/image out/image-build out/image-repro out/image-test
 
 help:
 	@grep -E '^## ' Makefile | sed 's/^## /  make /'

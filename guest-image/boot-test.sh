@@ -3,13 +3,17 @@
 # There is no SEV-SNP here and the AmdSev OVMF refuses to boot without SEV, so the boots
 # use Debian's generic OVMF (TCG; KVM only if KEYNET_KVM=1 and /dev/kvm really works).
 #
+#   0. the published image's keynode (taken out of its initrd) has no simulated platform:
+#      it refuses provider = "simulated" whatever the command line, and has no
+#      dev-network command.
 #   1. the published image: init mounts, loads its modules (sev-guest: ENODEV), starts
 #      keynode, keynode finds no SNP platform and refuses to serve, the VM powers off.
-#   2. the same kernel and initrd with the test-only command-line flag keynet.simulated=1
-#      (a different measured command line, so a different digest: such a guest can never
-#      pass for the published one). The host hands a simulated platform that reports that
-#      test digest; `keynet attest` verifies the node end to end through a forwarded port,
-#      then an ACPI power-button press shuts it down cleanly.
+#   2. a test image: the same kernel and init with a keynode built with the simulated
+#      platform (guest-image/build-test-initrd.sh) and the test-only command-line flag
+#      keynet.simulated=1 (another initrd and command line, so another digest: such a guest
+#      can never pass for the published one). The host hands a simulated platform that
+#      reports that test digest; `keynet attest` verifies the node end to end through a
+#      forwarded port, then an ACPI power-button press shuts it down cleanly.
 set -euo pipefail
 # shellcheck source=guest-image/lib.sh
 . "$(dirname -- "${BASH_SOURCE[0]}")/lib.sh"
@@ -35,9 +39,12 @@ accel=tcg
 if [[ ${KEYNET_KVM:-0} == 1 && -w /dev/kvm ]]; then accel=kvm; fi
 cmdline=$(cat "$IMG/cmdline")
 
-step "host tools: keynode (dev-network), keynet (client), snp-measure"
-cargo build --locked -q -p keynode -p keynet -p snp-measure
+step "host tools: keynode (dev-network, simulated platform), keynet (client), snp-measure"
+cargo build --locked -q -p keynode --features simulated
+cargo build --locked -q -p keynet -p snp-measure
 bin=target/debug
+"$GI_DIR/build-test-initrd.sh"
+TEST_INITRD=out/image-test/initrd.img
 
 fail() {
 	printf 'BOOT TEST FAILED: %s\n' "$1" >&2
@@ -45,13 +52,14 @@ fail() {
 	exit 1
 }
 
-# boot NAME APPEND [QEMU ARGS...]: starts the VM in the background, console to $WORK/NAME.log.
+# boot NAME INITRD APPEND [QEMU ARGS...]: starts the VM in the background, console to
+# $WORK/NAME.log.
 boot() {
-	local name=$1 append=$2
-	shift 2
+	local name=$1 initrd=$2 append=$3
+	shift 3
 	qemu-system-x86_64 -machine q35 -accel "$accel" -cpu max -m 1024 -smp 2 \
 		-nographic -no-reboot -bios "$firmware" \
-		-kernel "$IMG/vmlinuz" -initrd "$IMG/initrd.img" -append "$append" \
+		-kernel "$IMG/vmlinuz" -initrd "$initrd" -append "$append" \
 		-chardev "socket,id=mon,path=$WORK/$name.mon,server=on,wait=off" -mon chardev=mon \
 		"$@" </dev/null >"$WORK/$name.log" 2>&1 &
 	QEMU_PID=$!
@@ -88,6 +96,35 @@ expect() {
 	printf '  ok  %s\n' "$(grep -aE -m1 "$re" "$WORK/$name.log" | tr -d '\r')"
 }
 
+# ---- 0: the published keynode cannot simulate -------------------------------------------
+step "0: the published image's keynode has no simulated platform"
+mkdir -p "$WORK/published"
+gzip -dc "$IMG/initrd.img" | (cd "$WORK/published" && cpio -i --quiet --make-directories bin/keynode)
+published_keynode="$WORK/published/bin/keynode"
+[[ -x $published_keynode ]] || fail "no bin/keynode in $IMG/initrd.img"
+cat >"$WORK/wants-simulation.toml" <<EOT
+[node]
+listen = "127.0.0.1:7000"
+endpoint = "127.0.0.1:7000"
+state_dir = "$WORK/state"
+[evidence]
+provider = "simulated"
+simulated_state = "$WORK/none.json"
+[registry]
+file = "$WORK/none.json"
+authority = "0x0000000000000000000000000000000000000001"
+EOT
+rc=0
+"$published_keynode" run --config "$WORK/wants-simulation.toml" >"$WORK/published.out" 2>&1 || rc=$?
+((rc == 2)) || fail "the published keynode exited $rc on a simulated configuration (expected 2)" "$WORK/published.out"
+grep -q 'this keynode build has no simulated platform' "$WORK/published.out" ||
+	fail "the published keynode did not say it has no simulated platform" "$WORK/published.out"
+printf '  ok  %s\n' "$(head -n1 "$WORK/published.out")"
+rc=0
+"$published_keynode" dev-network --dir "$WORK/devnet" >"$WORK/published.out" 2>&1 || rc=$?
+((rc == 2)) || fail "the published keynode has a dev-network command (exit $rc)" "$WORK/published.out"
+printf '  ok  no dev-network command (exit 2: %s)\n' "$(head -n1 "$WORK/published.out")"
+
 # ---- 1: the published image on a machine without SEV-SNP -------------------------------
 step "boot 1/2: published image, no SEV-SNP platform ($accel)"
 cat >"$WORK/node.toml" <<EOT
@@ -106,7 +143,7 @@ manifest = "/run/keynet/host/manifest.json"
 address = "10.0.2.15/24"
 gateway = "10.0.2.2"
 EOT
-boot plain "$cmdline" -fw_cfg "name=opt/keynet/config,file=$WORK/node.toml" \
+boot plain "$IMG/initrd.img" "$cmdline" -fw_cfg "name=opt/keynet/config,file=$WORK/node.toml" \
 	-netdev user,id=n0 -device virtio-net-pci,netdev=n0
 t_refuse=$(wait_for plain 'keynet-init: keynode refuses to serve')
 wait_exit plain
@@ -131,15 +168,15 @@ printf '  boot to refusal %ss, to power-off %ss\n' "$t_refuse" "$t_off"
 
 # ---- 2: test image (simulated platform) verified by keynet attest -----------------------
 test_cmdline="$cmdline keynet.simulated=1"
-step "boot 2/2: test command line '$test_cmdline' ($accel)"
+step "boot 2/2: test initrd (simulated platform built in), command line '$test_cmdline' ($accel)"
 port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
 # What an SNP host would measure for this test launch (2 vCPUs, EPYC-Milan): the simulated
 # platform reports it, and the client's manifest allows only it.
 digest=$("$bin/snp-measure" --mode snp --vcpus 2 --vcpu-type EPYC-Milan --ovmf "$IMG/OVMF.fd" \
-	--kernel "$IMG/vmlinuz" --initrd "$IMG/initrd.img" --append "$test_cmdline")
+	--kernel "$IMG/vmlinuz" --initrd "$TEST_INITRD" --append "$test_cmdline")
 published_digest=$(python3 -c 'import json, sys
 print(next(d["digest"] for d in json.load(open(sys.argv[1]))["digests"] if d["vcpu_type"] == "EPYC-Milan" and d["vcpus"] == 2))' "$IMG/image.json")
-[[ $digest != "$published_digest" ]] || fail "the test command line did not change the digest"
+[[ $digest != "$published_digest" ]] || fail "the test initrd and command line did not change the digest"
 "$bin/keynode" dev-network --nodes 1 --dir "$WORK/net" --base-port "$port" --rsa-bits 2048 \
 	--measurement "$digest" >/dev/null
 authority=$(awk -F'"' '/^authority/ { print $2 }' "$WORK/net/node-0/keynode.toml")
@@ -161,7 +198,7 @@ trust_simulated = "/run/keynet/host/simulated-ark.pem"
 address = "10.0.2.15/24"
 gateway = "10.0.2.2"
 EOT
-boot sim "$test_cmdline" \
+boot sim "$TEST_INITRD" "$test_cmdline" \
 	-fw_cfg "name=opt/keynet/config,file=$WORK/sim.toml" \
 	-fw_cfg "name=opt/keynet/registry.json,file=$WORK/net/registry.json" \
 	-fw_cfg "name=opt/keynet/manifest.json,file=$WORK/net/manifest.json" \

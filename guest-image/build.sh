@@ -10,7 +10,6 @@ cd "$REPO_ROOT"
 
 OUT=out/image
 WORK=out/image-build
-TARGET=x86_64-unknown-linux-gnu
 release=$(lock kernel-release)
 version=$(lock image-version)
 
@@ -38,26 +37,8 @@ vmlinuz="$WORK/kernel/boot/vmlinuz-$release"
 # shipped).
 depmod -b "$WORK/kernel" "$release"
 
-step "4/7 keynode + init: static, reproducible (rustc $(lock rust-toolchain), --locked)"
-cargo_home=${CARGO_HOME:-$HOME/.cargo}
-# --target keeps these flags off build scripts and proc macros; the remaps take the
-# checkout and cargo home paths out of panic messages and C __FILE__ strings.
-sep=$'\x1f'
-# shellcheck disable=SC2054 # the commas are part of one linker argument
-flags=(-C target-feature=+crt-static -C link-arg=-Wl,--build-id=none -C strip=symbols
-	"--remap-path-prefix=$REPO_ROOT=/keynet" "--remap-path-prefix=$cargo_home=/cargo")
-CARGO_ENCODED_RUSTFLAGS=$(IFS=$sep; printf '%s' "${flags[*]}")
-export CARGO_ENCODED_RUSTFLAGS
-export CFLAGS_x86_64_unknown_linux_gnu="-ffile-prefix-map=$REPO_ROOT=/keynet -ffile-prefix-map=$cargo_home=/cargo"
-export SOURCE_DATE_EPOCH=0
-cargo build --release --locked --target "$TARGET" --target-dir "$WORK/target" \
-	-p keynode --bin keynode -p keynet-init --bin init
-bin="$WORK/target/$TARGET/release"
-unset CARGO_ENCODED_RUSTFLAGS CFLAGS_x86_64_unknown_linux_gnu
-for b in keynode init; do
-	# A program interpreter (ld.so) means dynamic linking: the initramfs has no libc.
-	! readelf -lW "$bin/$b" | grep -q 'INTERP' || die "$b is not statically linked"
-done
+step "4/7 keynode + init: static, reproducible (rustc $(lock rust-toolchain), --locked, no simulated platform)"
+bin=$(build_static "$WORK/target")
 
 step "5/7 initramfs: sorted newc cpio, mtime 0, owner 0:0, gzip -9 without timestamp"
 cargo build --release --locked -q -p keynet-mkimage

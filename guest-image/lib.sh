@@ -23,3 +23,33 @@ lock() {
 }
 
 sha256() { sha256sum -- "$1" | cut -d' ' -f1; }
+
+# build_static TARGET_DIR [CARGO ARGS...]: keynode and init, statically linked and
+# reproducible (--locked, the pinned toolchain, no build ID, the checkout and cargo paths
+# remapped, SOURCE_DATE_EPOCH=0), for x86_64-unknown-linux-gnu, into TARGET_DIR. Extra
+# arguments go to cargo (the boot test image adds --features simulated). Prints
+# the directory holding the two binaries, after checking neither has a program interpreter.
+build_static() {
+	local target_dir=$1
+	shift
+	local triple=x86_64-unknown-linux-gnu cargo_home=${CARGO_HOME:-$HOME/.cargo} sep=$'\x1f'
+	# --target keeps these flags off build scripts and proc macros; the remaps take the
+	# checkout and cargo home paths out of panic messages and C __FILE__ strings.
+	# shellcheck disable=SC2054 # the commas are part of one linker argument
+	local flags=(-C target-feature=+crt-static -C link-arg=-Wl,--build-id=none -C strip=symbols
+		"--remap-path-prefix=$REPO_ROOT=/keynet" "--remap-path-prefix=$cargo_home=/cargo")
+	(
+		CARGO_ENCODED_RUSTFLAGS=$(IFS=$sep; printf '%s' "${flags[*]}")
+		export CARGO_ENCODED_RUSTFLAGS
+		export CFLAGS_x86_64_unknown_linux_gnu="-ffile-prefix-map=$REPO_ROOT=/keynet -ffile-prefix-map=$cargo_home=/cargo"
+		export SOURCE_DATE_EPOCH=0
+		cargo build --release --locked --target "$triple" --target-dir "$target_dir" \
+			-p keynode --bin keynode -p keynet-init --bin init "$@" >&2
+	)
+	local bin="$target_dir/$triple/release" b
+	for b in keynode init; do
+		# A program interpreter (ld.so) means dynamic linking: the initramfs has no libc.
+		! readelf -lW "$bin/$b" | grep -q 'INTERP' || die "$b is not statically linked"
+	done
+	printf '%s\n' "$bin"
+}

@@ -41,7 +41,16 @@ apt_get() { env "APT_CONFIG=$state/apt.conf" LC_ALL=C apt-get -q "${APT_OPTS[@]}
 apt_cache() { env "APT_CONFIG=$state/apt.conf" LC_ALL=C apt-cache "${APT_OPTS[@]}" "$@"; }
 
 step "relock: apt-get update (private state: bookworm, bookworm-updates, bookworm-security)"
-apt_get update >"$state/update.log" 2>&1 || { cat "$state/update.log" >&2; die "apt-get update failed"; }
+# Error-Mode=any: an unreachable suite (bookworm-security, say) must stop the relock, not
+# leave apt exiting 0 with a W: line and the newest kernel of the suites that answered
+# pinned; the log check (shared with the firmware fetch) keeps every other warning fatal.
+# shellcheck source=ovmf/apt-update-log.sh
+. "$REPO_ROOT/ovmf/apt-update-log.sh"
+if ! apt_get -o APT::Update::Error-Mode=any update >"$state/update.log" 2>&1 ||
+	! apt_update_log_ok "$state/update.log"; then
+	cat "$state/update.log" >&2
+	die "apt-get update failed"
+fi
 
 pkg=${KERNEL_PACKAGE:-$(lock kernel-package)}
 if [[ $pkg == latest ]]; then

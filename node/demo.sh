@@ -16,7 +16,8 @@ die() {
 }
 
 step "building keynode and keynet (release)"
-cargo build --release --locked -q -p keynode -p keynet
+cargo build --release --locked -q -p keynode --features simulated
+cargo build --release --locked -q -p keynet
 bin=$PWD/target/release
 
 pids=()

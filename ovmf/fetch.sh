@@ -146,11 +146,32 @@ APT=(env "APT_CONFIG=$APT_STATE/apt.conf" LC_ALL=C apt-get -q
 	-o "Dir::Cache::srcpkgcache=")
 
 log "fetch: apt-get update (private state, deb-src $SRC_SUITE main)"
-if ! "${APT[@]}" update >"$APT_STATE/update.log" 2>&1 ||
-	grep -qE '^(W|E): ' "$APT_STATE/update.log"; then
+# Fails on a non-zero exit, any E:/Err: line and any warning that is not
+# known to be benign (allow-list in lib.sh, apt_update_log_ok: signature and
+# fetch failures never pass). Benign warnings are shown as notes: notably, a
+# checkout under a directory apt's sandbox user _apt cannot traverse (/root
+# with mode 0700, a `mktemp -d` folder) makes apt warn "Download is performed
+# unsandboxed as root ..." and download as root, which is fine.
+# We do NOT set APT::Sandbox::User "root" to avoid that warning: apt keeps its
+# _apt sandbox wherever it can reach the state (the usual case) and only falls
+# back to root where it cannot; forcing root would drop that separation for
+# every checkout just to silence a note.
+# APT::Update::Error-Mode=any (apt >= 1.9.11; an unknown option to older apt)
+# makes apt exit non-zero on "transient" fetch failures too, which it
+# otherwise reports only with W: lines and exit status 0 (e.g. a mirror that
+# cannot be resolved); the log check catches those either way.
+update_rc=0
+"${APT[@]}" -o APT::Update::Error-Mode=any update >"$APT_STATE/update.log" 2>&1 || update_rc=$?
+log_rc=0
+apt_update_log_ok "$APT_STATE/update.log" || log_rc=$?
+if ((update_rc != 0 || log_rc != 0)); then
 	cat "$APT_STATE/update.log" >&2
-	die "apt-get update of the private $SRC_SUITE deb-src state failed (see above)." \
-		"If the Release signature cannot be verified on this host, OVMF_APT_TRUSTED=1 may be used (integrity then rests on the pinned sha256)."
+	hint=()
+	if grep -qiE 'GPG error|NO_PUBKEY|EXPKEYSIG|BADSIG|signature' "$APT_STATE/update.log"; then
+		hint=("If the Release signature cannot be verified on this host, OVMF_APT_TRUSTED=1 may be used (integrity then rests on the pinned sha256).")
+	fi
+	die "apt-get update of the private $SRC_SUITE deb-src state failed (exit status $update_rc; see above)." \
+		${hint[@]+"${hint[@]}"}
 fi
 
 log "fetch: asking apt for the URLs of $SRC_PKG=$SRC_VER"

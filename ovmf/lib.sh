@@ -46,3 +46,7 @@ sha256_of() {
 }
 
 size_of() { stat -c %s -- "$1"; }
+
+# apt_update_log_ok LOG: see apt-update-log.sh (shared with guest-image/relock.sh).
+# shellcheck source=ovmf/apt-update-log.sh
+. "$OVMF_DIR/apt-update-log.sh"

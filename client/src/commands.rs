@@ -203,6 +203,16 @@ pub fn sign(a: SignArgs) -> ExitCode {
     }
 }
 
+/// What `keynet pkp derive` reports.
+#[derive(serde::Serialize)]
+struct Derived {
+    owner: String,
+    name: String,
+    key_id: String,
+    group_key: String,
+    public_key: String,
+}
+
 /// `keynet pkp ...`.
 pub fn pkp(c: PkpCommand) -> ExitCode {
     match c {
@@ -213,7 +223,7 @@ pub fn pkp(c: PkpCommand) -> ExitCode {
             network,
             json,
         } => {
-            let run = || -> Result<serde_json::Value, ClientError> {
+            let run = || -> Result<Derived, ClientError> {
                 let key = KeyRef::new(address(&owner, "--owner")?, name)
                     .map_err(|e| ClientError::Usage(e.to_string()))?;
                 let root = match (group_key, network) {
@@ -235,21 +245,21 @@ pub fn pkp(c: PkpCommand) -> ExitCode {
                 let id = key.key_id();
                 let public = keynet_threshold::derive::derive_public(&root, &id)
                     .map_err(|e| ClientError::Usage(format!("--group-key: {e}")))?;
-                Ok(serde_json::json!({
-                    "owner": key.owner().to_checksum(),
-                    "name": key.name(),
-                    "key_id": hex::encode(id),
-                    "group_key": hex::encode(&root),
-                    "public_key": hex::encode(public),
-                }))
+                Ok(Derived {
+                    owner: key.owner().to_checksum(),
+                    name: key.name().to_owned(),
+                    key_id: hex::encode(id),
+                    group_key: hex::encode(&root),
+                    public_key: hex::encode(public),
+                })
             };
             match run() {
                 Ok(v) => {
                     if json {
                         json_out(&v);
                     } else {
-                        println!("key id      {}", v["key_id"].as_str().unwrap_or(""));
-                        println!("public key  {}", v["public_key"].as_str().unwrap_or(""));
+                        println!("key id      {}", v.key_id);
+                        println!("public key  {}", v.public_key);
                     }
                     ExitCode::SUCCESS
                 }

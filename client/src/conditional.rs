@@ -167,9 +167,20 @@ impl Drop for Staged {
     }
 }
 
+/// What `keynet encrypt` reports.
+#[derive(serde::Serialize)]
+struct Encrypted {
+    out: String,
+    plaintext_bytes: u64,
+    plaintext_sha256: String,
+    conditions_hash: String,
+    identity: String,
+    public_key: String,
+}
+
 /// `keynet encrypt`.
 pub fn encrypt(a: EncryptArgs) -> ExitCode {
-    let run = || -> Result<serde_json::Value, ClientError> {
+    let run = || -> Result<Encrypted, ClientError> {
         let c = conditions(&a.conditions)?;
         let public: blsful::PublicKey<Bls> = match (&a.public_key, &a.network) {
             (Some(h), _) => blsful::PublicKey(
@@ -197,30 +208,23 @@ pub fn encrypt(a: EncryptArgs) -> ExitCode {
             },
         )?;
         staged.finish(w)?;
-        Ok(serde_json::json!({
-            "out": a.out.display().to_string(),
-            "plaintext_bytes": size,
-            "plaintext_sha256": hex::encode(digest),
-            "conditions_hash": hex::encode(c.hash()),
-            "identity": hex::encode(keynet_encryption::identity(&c, &digest)),
-            "public_key": hex::encode(public.0.to_compressed()),
-        }))
+        Ok(Encrypted {
+            out: a.out.display().to_string(),
+            plaintext_bytes: size,
+            plaintext_sha256: hex::encode(digest),
+            conditions_hash: hex::encode(c.hash()),
+            identity: hex::encode(keynet_encryption::identity(&c, &digest)),
+            public_key: hex::encode(public.0.to_compressed()),
+        })
     };
     match run() {
         Ok(v) => {
             if a.json {
                 json_out(&v);
             } else {
-                println!(
-                    "encrypted   {} ({} bytes)",
-                    a.out.display(),
-                    v["plaintext_bytes"]
-                );
-                println!(
-                    "conditions  {}",
-                    v["conditions_hash"].as_str().unwrap_or("")
-                );
-                println!("identity    {}", v["identity"].as_str().unwrap_or(""));
+                println!("encrypted   {} ({} bytes)", v.out, v.plaintext_bytes);
+                println!("conditions  {}", v.conditions_hash);
+                println!("identity    {}", v.identity);
             }
             ExitCode::SUCCESS
         }

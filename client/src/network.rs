@@ -247,10 +247,6 @@ pub struct Network {
     rotate: std::sync::atomic::AtomicUsize,
 }
 
-fn now() -> u64 {
-    u64::try_from(keynet_net::unix_now()).unwrap_or(0)
-}
-
 fn random_nonce() -> Result<String, ClientError> {
     let mut b = [0u8; 16];
     ring::rand::SecureRandom::fill(&ring::rand::SystemRandom::new(), &mut b)
@@ -490,7 +486,7 @@ impl Network {
         user: &SigningKey,
         digest: &[u8; 32],
     ) -> Result<SignedAuth, ClientError> {
-        let issued = now();
+        let issued = keynet_net::unix_now();
         let m = AuthMessage {
             domain: self.domain.clone(),
             address: address_of(user.verifying_key()),

@@ -21,9 +21,15 @@ pub mod pool;
 pub mod tls;
 pub mod verify;
 
-/// Unix seconds now (0 before 1970).
-pub fn unix_now() -> i64 {
+/// Unix seconds now (0 before 1970): the one clock of users' authorisations, conditions
+/// and certificate checks.
+pub fn unix_now() -> u64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
+        .map_or(0, |d| d.as_secs())
+}
+
+/// [`unix_now`] as the verifier counts time (signed seconds).
+pub(crate) fn verifier_now() -> i64 {
+    i64::try_from(unix_now()).unwrap_or(i64::MAX)
 }

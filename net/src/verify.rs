@@ -33,7 +33,7 @@ use keynet_protocol::api::{self, Attestation};
 use keynet_protocol::registry::{IdentityKey, NodeEntry, PeerRefusal, Registry};
 
 use crate::http::{HttpError, Opened, send};
-use crate::unix_now;
+use crate::verifier_now;
 
 /// Why a node could not be checked at all (as opposed to being found not genuine, which is
 /// a verdict with failed checks).
@@ -91,7 +91,7 @@ pub async fn verify_node(
         reason,
     };
     let node = verifier
-        .cached(&opened.cert, unix_now())
+        .cached(&opened.cert, verifier_now())
         .ok_or_else(|| unusable("certificate verified but not cached".into()))?;
     let mut verdict = node.verdict.clone();
     if let Some(entry) = meant {
@@ -208,7 +208,7 @@ pub fn check_fresh(
             .or(ev.cert(CertRole::Asvk))
             .map(<[u8]>::to_vec),
         crl: None,
-        at: unix_now(),
+        at: verifier_now(),
         product: None,
     };
     match verifier.report_verifier().verify(&report, &inputs) {
@@ -291,7 +291,7 @@ pub fn admit_peer(
     registry: &Registry,
 ) -> Result<IdentityKey, AdmitError> {
     let node = verifier
-        .cached(cert, unix_now())
+        .cached(cert, verifier_now())
         .ok_or(AdmitError::NotVerified)?;
     let identity = IdentityKey::from_sec1(&node.evidence.identity)
         .map_err(|e| AdmitError::Identity(e.to_string()))?;

@@ -63,7 +63,7 @@ fn admit<R: Conditional>(
     // malformed document costs the user nothing.
     let parsed = Conditions::parse(req.request.conditions().as_bytes())
         .map_err(|e| ApiError::new(ErrorCode::BadConditions, e.to_string()))?;
-    let now = crate::unix_now();
+    let now = keynet_net::unix_now();
     let verified = req
         .verify(state.auth(), now)
         .map_err(|e| ApiError::new(ErrorCode::AuthRefused, e.to_string()))?;

@@ -35,8 +35,11 @@ pub mod sign;
 pub mod state;
 pub mod tls;
 
-/// Unix seconds now, as the users' authorisations and the conditions count time (0 before
-/// 1970, which no valid authorisation names).
-pub fn unix_now() -> u64 {
-    u64::try_from(keynet_net::unix_now()).unwrap_or(0)
+#[cfg(test)]
+mod testing;
+
+/// A lock whose poisoning is ignored: a thread that panicked holding it left a whole value
+/// behind (every critical section here replaces values, never half-writes one).
+pub(crate) fn lock<T>(m: &std::sync::Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
 }

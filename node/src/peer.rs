@@ -42,7 +42,7 @@ impl Peers {
 
     fn pool(&self, to: &NodeEntry) -> Arc<Pool> {
         let key = (to.identity_key, to.endpoint.clone());
-        let mut pools = self.pools.lock().unwrap_or_else(|p| p.into_inner());
+        let mut pools = crate::lock(&self.pools);
         pools
             .entry(key)
             .or_insert_with(|| {

@@ -94,7 +94,7 @@ impl Permissions {
         if key.owner() == *user {
             return true;
         }
-        let table = self.table.lock().unwrap_or_else(|p| p.into_inner());
+        let table = crate::lock(&self.table);
         table
             .get(&hex::encode(key.key_id()))
             .is_some_and(|e| e.allowed.contains(user))
@@ -114,7 +114,7 @@ impl Permissions {
                 signer: signer.to_checksum(),
             });
         }
-        let mut table = self.table.lock().unwrap_or_else(|p| p.into_inner());
+        let mut table = crate::lock(&self.table);
         let id = hex::encode(req.key().key_id());
         let current = table.get(&id).map_or(0, |e| e.seq);
         if req.seq() <= current {
@@ -171,7 +171,7 @@ pub async fn apply(
         ));
     }
     let verified = req
-        .verify(state.auth(), crate::unix_now())
+        .verify(state.auth(), keynet_net::unix_now())
         .map_err(|e| ApiError::new(ErrorCode::AuthRefused, e.to_string()))?;
     let seq = verified.request().seq();
     let st = state.clone();

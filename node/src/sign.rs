@@ -14,7 +14,7 @@
 use std::collections::HashMap;
 use std::collections::hash_map::Entry;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use keynet_protocol::api::{ErrorCode, PeerCommitments, SignShare, SigningCounters, route};
@@ -29,6 +29,7 @@ use keynet_threshold::signing::{Event, SignError, Signer, VerifiedRequest};
 use tokio::sync::oneshot;
 
 use crate::api::ApiError;
+use crate::lock;
 use crate::state::NodeState;
 
 type Outcome = Result<(SignatureShare, SigningPackage), SignError>;
@@ -40,10 +41,6 @@ pub struct SignService {
     wait: Duration,
     shares_issued: AtomicU64,
     dropped_unverified: AtomicU64,
-}
-
-fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|p| p.into_inner())
 }
 
 /// The one handler waiting for a session's outcome; its entry leaves the table with it.
@@ -182,7 +179,7 @@ pub async fn sign(
         ));
     }
     let verified = req
-        .verify(state.auth(), crate::unix_now())
+        .verify(state.auth(), keynet_net::unix_now())
         .map_err(|e| ApiError::new(ErrorCode::AuthRefused, e.to_string()))?;
     let key = verified.request().key();
     let user = verified.user();

@@ -1,7 +1,8 @@
 //! A simulated dev network on loopback: clients accept a node only with the published
 //! measurement and the simulated root given; peers are admitted only if they are registry
 //! members, staked at least the minimum, at their registered endpoint; a registry with a
-//! bad signature stops the node; fresh evidence cannot be replayed into another session;
+//! bad signature stops the node, and so does an older one than the node held before a
+//! restart; fresh evidence cannot be replayed into another session;
 //! without an SNP platform the node refuses to serve.
 
 use std::path::{Path, PathBuf};
@@ -383,6 +384,47 @@ async fn a_registry_with_a_bad_signature_stops_the_node() {
         .err()
         .unwrap_or_else(|| panic!("started"));
     assert!(format!("{err:#}").contains("registry"), "{err:#}");
+}
+
+/// The registry never goes back, across restarts too: a node that held epoch 2 refuses to
+/// start with the (validly signed) epoch 1 its host hands it again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_restarted_node_refuses_an_older_registry() {
+    let net = Net::new(1);
+    let original = std::fs::read(net.path("registry.json")).unwrap_or_default();
+    let authority = {
+        let text = std::fs::read_to_string(net.path("authority.key")).unwrap_or_default();
+        let bytes = hex::decode(text.trim()).unwrap_or_else(|e| panic!("{e}"));
+        k256::ecdsa::SigningKey::from_slice(&bytes).unwrap_or_else(|e| panic!("{e}"))
+    };
+    let mut next = SignedRegistry::parse_unverified(&original)
+        .unwrap_or_else(|e| panic!("{e}"))
+        .registry;
+    next.epoch = 2;
+    let next = sign(next, &authority).unwrap_or_else(|e| panic!("{e}"));
+    std::fs::write(net.path("registry.json"), next.to_json()).unwrap_or_else(|e| panic!("{e}"));
+    let n0 = keynode::run::start(net.config(0))
+        .await
+        .unwrap_or_else(|e| panic!("{e:#}"));
+    assert_eq!(n0.state.registry().epoch, 2);
+    n0.task.abort();
+    drop(n0);
+    std::fs::write(net.path("registry.json"), &original).unwrap_or_else(|e| panic!("{e}"));
+    let err = keynode::run::start(net.config(0))
+        .await
+        .err()
+        .unwrap_or_else(|| panic!("started with an older registry"));
+    let text = format!("{err:#}");
+    assert!(
+        text.contains("epoch 1 is an epoch below the one held (2)"),
+        "{text}"
+    );
+    // The epoch it held still starts it.
+    std::fs::write(net.path("registry.json"), next.to_json()).unwrap_or_else(|e| panic!("{e}"));
+    let n0 = keynode::run::start(net.config(0))
+        .await
+        .unwrap_or_else(|e| panic!("{e:#}"));
+    n0.task.abort();
 }
 
 #[test]

@@ -206,7 +206,7 @@ impl Fixture {
 
     /// `request` authorised by `user` for `lifetime` seconds from now.
     fn authorised<R: UserRequest>(&self, user: &SigningKey, request: R) -> Authorised<R> {
-        self.authorised_at(user, request, crate::unix_now(), 60)
+        self.authorised_at(user, request, keynet_net::unix_now(), 60)
     }
 
     fn authorised_at<R: UserRequest>(
@@ -277,6 +277,24 @@ impl Fixture {
             vec![],
         )
         .unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    /// A valid request of each route that needs the network keys, by `owner`.
+    fn keyed_requests(&self, owner: &SigningKey) -> [(&'static str, Vec<u8>); 3] {
+        [
+            (
+                route::Sign::PATH,
+                json(&self.authorised(owner, self.sign(owner, &[1, 2, 3], NETWORK))),
+            ),
+            (
+                route::DecryptShare::PATH,
+                json(&self.authorised(owner, self.decrypt(1, TIME_AFTER_0, NETWORK))),
+            ),
+            (
+                route::BlsSign::PATH,
+                json(&self.authorised(owner, self.bls_sign(1, TIME_AFTER_0, NETWORK))),
+            ),
+        ]
     }
 
     /// A request on a user's connection, or a peer's (`peer`: participant index).
@@ -364,6 +382,17 @@ fn edited<T: Serialize>(v: &T, parent: &str, field: &str, to: Value) -> Vec<u8> 
 }
 
 const TIME_AFTER_0: &str = r#"{"version":1,"condition":{"time_after":0}}"#;
+
+/// What the two conditional routes can refuse with, besides what every POST route can.
+const CONDITIONAL: &[ErrorCode] = &[
+    ErrorCode::NoKeys,
+    ErrorCode::KeysStale,
+    ErrorCode::WrongNetwork,
+    ErrorCode::WrongNode,
+    ErrorCode::BadConditions,
+    ErrorCode::AuthRefused,
+    ErrorCode::ConditionFailed,
+];
 
 /// The codes no request can provoke, and why.
 const UNREACHABLE: [(ErrorCode, &str); 2] = [
@@ -541,7 +570,7 @@ async fn every_route_refuses_in_the_api_shape_and_every_code_is_given() {
     let expired = f.authorised_at(
         &owner,
         f.sign(&owner, &[1, 2, 3], NETWORK),
-        crate::unix_now() - 400,
+        keynet_net::unix_now() - 400,
         300,
     );
     let e = seen.refused(path, post(&expired).await, ErrorCode::AuthRefused);
@@ -752,28 +781,7 @@ async fn every_route_refuses_in_the_api_shape_and_every_code_is_given() {
 
     // A node without keys, and keys of another epoch.
     let bare = Fixture::new(false);
-    let path = route::Sign::PATH;
-    seen.refused(
-        path,
-        bare.send(
-            "POST",
-            path,
-            json(&bare.authorised(&owner, bare.sign(&owner, &[1, 2, 3], NETWORK))),
-            None,
-        )
-        .await,
-        ErrorCode::NoKeys,
-    );
-    for (path, body) in [
-        (
-            route::DecryptShare::PATH,
-            json(&bare.authorised(&owner, bare.decrypt(1, TIME_AFTER_0, NETWORK))),
-        ),
-        (
-            route::BlsSign::PATH,
-            json(&bare.authorised(&owner, bare.bls_sign(1, TIME_AFTER_0, NETWORK))),
-        ),
-    ] {
+    for (path, body) in bare.keyed_requests(&owner) {
         seen.refused(
             path,
             bare.send("POST", path, body, None).await,
@@ -802,20 +810,7 @@ async fn every_route_refuses_in_the_api_shape_and_every_code_is_given() {
     let mut later = f.registry.clone();
     later.epoch = 2;
     f.state.set_registry(later.clone());
-    for (path, body) in [
-        (
-            route::Sign::PATH,
-            json(&f.authorised(&owner, f.sign(&owner, &[1, 2, 3], NETWORK))),
-        ),
-        (
-            route::DecryptShare::PATH,
-            json(&f.authorised(&owner, f.decrypt(1, TIME_AFTER_0, NETWORK))),
-        ),
-        (
-            route::BlsSign::PATH,
-            json(&f.authorised(&owner, f.bls_sign(1, TIME_AFTER_0, NETWORK))),
-        ),
-    ] {
+    for (path, body) in f.keyed_requests(&owner) {
         seen.refused(
             path,
             f.send("POST", path, body, None).await,
@@ -895,30 +890,8 @@ async fn every_route_refuses_in_the_api_shape_and_every_code_is_given() {
                 ErrorCode::Internal,
             ],
         ),
-        (
-            route::DecryptShare::PATH,
-            &[
-                ErrorCode::NoKeys,
-                ErrorCode::KeysStale,
-                ErrorCode::WrongNetwork,
-                ErrorCode::WrongNode,
-                ErrorCode::BadConditions,
-                ErrorCode::AuthRefused,
-                ErrorCode::ConditionFailed,
-            ],
-        ),
-        (
-            route::BlsSign::PATH,
-            &[
-                ErrorCode::NoKeys,
-                ErrorCode::KeysStale,
-                ErrorCode::WrongNetwork,
-                ErrorCode::WrongNode,
-                ErrorCode::BadConditions,
-                ErrorCode::AuthRefused,
-                ErrorCode::ConditionFailed,
-            ],
-        ),
+        (route::DecryptShare::PATH, CONDITIONAL),
+        (route::BlsSign::PATH, CONDITIONAL),
         (
             route::PeerDkg::PATH,
             &[

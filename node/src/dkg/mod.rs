@@ -40,7 +40,7 @@ impl DkgService {
     }
 
     fn lock(&self) -> MutexGuard<'_, Coordinator> {
-        self.coordinator.lock().unwrap_or_else(|p| p.into_inner())
+        crate::lock(&self.coordinator)
     }
 
     /// What the node says about its key generation.

@@ -106,37 +106,14 @@ impl Tracker {
 
 #[cfg(test)]
 mod tests {
-    use keynet_eth::address_of;
-    use keynet_protocol::registry::{IdentityKey, NodeEntry, Stake};
-
     use super::*;
-
-    fn registry(epoch: u64, nodes: u8) -> Registry {
-        let key = |seed: u8| {
-            k256::ecdsa::SigningKey::from_bytes(&[seed; 32].into())
-                .unwrap_or_else(|e| panic!("{e}"))
-        };
-        Registry {
-            network_id: "keynet-test".into(),
-            epoch,
-            threshold: 0,
-            min_stake: Stake::from_wei(1),
-            nodes: (1..=nodes)
-                .map(|i| NodeEntry {
-                    identity_key: IdentityKey::from_verifying_key(key(i).verifying_key()),
-                    staker: address_of(key(i + 100).verifying_key()),
-                    stake: Stake::from_wei(10),
-                    endpoint: format!("node{i}.example:7000"),
-                })
-                .collect(),
-        }
-    }
+    use crate::testing::registry;
 
     #[test]
     fn never_goes_back_and_an_epoch_never_changes() {
         let mut t = Tracker::new(None);
-        assert_eq!(t.offer(&registry(5, 4)), Ok(Offered::Newer), "first offer");
-        assert_eq!(t.offer(&registry(5, 4)), Ok(Offered::Same));
+        assert_eq!(t.offer(&registry(4, 5)), Ok(Offered::Newer), "first offer");
+        assert_eq!(t.offer(&registry(4, 5)), Ok(Offered::Same));
         assert_eq!(
             t.offer(&registry(4, 4)),
             Err(Refusal::Older {
@@ -145,18 +122,18 @@ mod tests {
             })
         );
         assert_eq!(
-            t.offer(&registry(5, 3)),
+            t.offer(&registry(3, 5)),
             Err(Refusal::Rewritten { epoch: 5 }),
             "a node removed without a new epoch"
         );
         assert_eq!(
             t.held(),
-            Some(&Held::of(&registry(5, 4))),
+            Some(&Held::of(&registry(4, 5))),
             "refusals change nothing"
         );
-        assert_eq!(t.offer(&registry(6, 3)), Ok(Offered::Newer));
+        assert_eq!(t.offer(&registry(3, 6)), Ok(Offered::Newer));
         assert_eq!(
-            t.offer(&registry(5, 4)),
+            t.offer(&registry(4, 5)),
             Err(Refusal::Older {
                 held: 6,
                 offered: 5
@@ -176,17 +153,17 @@ mod tests {
     #[test]
     fn the_sealed_record_carries_the_rule_across_restarts() {
         let mut before = Tracker::new(None);
-        assert_eq!(before.offer(&registry(7, 4)), Ok(Offered::Newer));
+        assert_eq!(before.offer(&registry(4, 7)), Ok(Offered::Newer));
         let record = serde_json::to_vec(&before.held().cloned()).unwrap_or_default();
         let held: Option<Held> = serde_json::from_slice(&record).unwrap_or_else(|e| panic!("{e}"));
         let mut after = Tracker::new(held);
-        assert_eq!(after.offer(&registry(7, 4)), Ok(Offered::Same));
+        assert_eq!(after.offer(&registry(4, 7)), Ok(Offered::Same));
         assert!(matches!(
-            after.offer(&registry(2, 4)),
+            after.offer(&registry(4, 2)),
             Err(Refusal::Older { .. })
         ));
         assert!(matches!(
-            after.offer(&registry(7, 5)),
+            after.offer(&registry(5, 7)),
             Err(Refusal::Rewritten { .. })
         ));
     }

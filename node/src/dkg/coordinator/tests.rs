@@ -4,34 +4,14 @@
 use std::collections::VecDeque;
 use std::time::{Duration, Instant};
 
-use keynet_eth::address_of;
 use keynet_protocol::api::{DkgBody, DkgState, PeerDkg};
-use keynet_protocol::registry::{IdentityKey, NodeEntry, Registry, Stake};
+use keynet_protocol::registry::Registry;
 use keynet_threshold::wire::FrostWire;
 
 use super::*;
+use crate::testing::registry;
 
 const TIMEOUT: Duration = Duration::from_secs(30);
-
-fn registry(n: u8, epoch: u64) -> Registry {
-    let key = |seed: u8| {
-        k256::ecdsa::SigningKey::from_bytes(&[seed; 32].into()).unwrap_or_else(|e| panic!("{e}"))
-    };
-    Registry {
-        network_id: "keynet-test".into(),
-        epoch,
-        threshold: 0,
-        min_stake: Stake::from_wei(1),
-        nodes: (1..=n)
-            .map(|i| NodeEntry {
-                identity_key: IdentityKey::from_verifying_key(key(i).verifying_key()),
-                staker: address_of(key(i + 100).verifying_key()),
-                stake: Stake::from_wei(10),
-                endpoint: format!("127.0.0.1:{}", 7000 + u16::from(i)),
-            })
-            .collect(),
-    }
-}
 
 fn targets(r: &Registry) -> Vec<Target> {
     r.nodes
