@@ -102,24 +102,7 @@ mkdir -p "$WORK/published"
 gzip -dc "$IMG/initrd.img" | (cd "$WORK/published" && cpio -i --quiet --make-directories bin/keynode)
 published_keynode="$WORK/published/bin/keynode"
 [[ -x $published_keynode ]] || fail "no bin/keynode in $IMG/initrd.img"
-cat >"$WORK/wants-simulation.toml" <<EOT
-[node]
-listen = "127.0.0.1:7000"
-endpoint = "127.0.0.1:7000"
-state_dir = "$WORK/state"
-[evidence]
-provider = "simulated"
-simulated_state = "$WORK/none.json"
-[registry]
-file = "$WORK/none.json"
-authority = "0x0000000000000000000000000000000000000001"
-EOT
-rc=0
-"$published_keynode" run --config "$WORK/wants-simulation.toml" >"$WORK/published.out" 2>&1 || rc=$?
-((rc == 2)) || fail "the published keynode exited $rc on a simulated configuration (expected 2)" "$WORK/published.out"
-grep -q 'this keynode build has no simulated platform' "$WORK/published.out" ||
-	fail "the published keynode did not say it has no simulated platform" "$WORK/published.out"
-printf '  ok  %s\n' "$(head -n1 "$WORK/published.out")"
+refuses_simulation "$published_keynode" "$WORK/published-check"
 rc=0
 "$published_keynode" dev-network --dir "$WORK/devnet" >"$WORK/published.out" 2>&1 || rc=$?
 ((rc == 2)) || fail "the published keynode has a dev-network command (exit $rc)" "$WORK/published.out"
@@ -177,6 +160,11 @@ digest=$("$bin/snp-measure" --mode snp --vcpus 2 --vcpu-type EPYC-Milan --ovmf "
 published_digest=$(python3 -c 'import json, sys
 print(next(d["digest"] for d in json.load(open(sys.argv[1]))["digests"] if d["vcpu_type"] == "EPYC-Milan" and d["vcpus"] == 2))' "$IMG/image.json")
 [[ $digest != "$published_digest" ]] || fail "the test initrd and command line did not change the digest"
+# The flag alone moves the measurement too: the published initrd under the test command
+# line is not the published digest either.
+flag_only=$("$bin/snp-measure" --mode snp --vcpus 2 --vcpu-type EPYC-Milan --ovmf "$IMG/OVMF.fd" \
+	--kernel "$IMG/vmlinuz" --initrd "$IMG/initrd.img" --append "$test_cmdline")
+[[ $flag_only != "$published_digest" ]] || fail "the test command line alone did not change the digest"
 "$bin/keynode" dev-network --nodes 1 --dir "$WORK/net" --base-port "$port" --rsa-bits 2048 \
 	--measurement "$digest" >/dev/null
 authority=$(awk -F'"' '/^authority/ { print $2 }' "$WORK/net/node-0/keynode.toml")

@@ -39,6 +39,7 @@ depmod -b "$WORK/kernel" "$release"
 
 step "4/7 keynode + init: static, reproducible (rustc $(lock rust-toolchain), --locked, no simulated platform)"
 bin=$(build_static "$WORK/target")
+refuses_simulation "$bin/keynode" "$WORK/simulation-check"
 
 step "5/7 initramfs: sorted newc cpio, mtime 0, owner 0:0, gzip -9 without timestamp"
 cargo build --release --locked -q -p keynet-mkimage

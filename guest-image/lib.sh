@@ -38,6 +38,10 @@ build_static() {
 	# shellcheck disable=SC2054 # the commas are part of one linker argument
 	local flags=(-C target-feature=+crt-static -C link-arg=-Wl,--build-id=none -C strip=symbols
 		"--remap-path-prefix=$REPO_ROOT=/keynet" "--remap-path-prefix=$cargo_home=/cargo")
+	local bin="$target_dir/$triple/release" b
+	# A binary left from an earlier build (of either feature set) must never be taken for
+	# this one's, whatever happens below.
+	rm -f -- "$bin/keynode" "$bin/init"
 	(
 		CARGO_ENCODED_RUSTFLAGS=$(IFS=$sep; printf '%s' "${flags[*]}")
 		export CARGO_ENCODED_RUSTFLAGS
@@ -45,11 +49,38 @@ build_static() {
 		export SOURCE_DATE_EPOCH=0
 		cargo build --release --locked --target "$triple" --target-dir "$target_dir" \
 			-p keynode --bin keynode -p keynet-init --bin init "$@" >&2
-	)
-	local bin="$target_dir/$triple/release" b
+	) || die "cargo build of keynode and init failed"
 	for b in keynode init; do
+		[[ -x $bin/$b ]] || die "the build left no $bin/$b"
 		# A program interpreter (ld.so) means dynamic linking: the initramfs has no libc.
 		! readelf -lW "$bin/$b" | grep -q 'INTERP' || die "$b is not statically linked"
 	done
 	printf '%s\n' "$bin"
+}
+
+# refuses_simulation KEYNODE WORKDIR: the keynode binary refuses the simulated platform
+# (provider and trusted simulated peer roots) as a configuration error (exit 2), as the
+# published image's keynode must; dies otherwise.
+refuses_simulation() {
+	local keynode=$1 work=$2 rc out
+	mkdir -p "$work"
+	local base="[node]
+listen = \"127.0.0.1:7000\"
+endpoint = \"127.0.0.1:7000\"
+state_dir = \"$work/state\"
+[registry]
+file = \"$work/none.json\"
+authority = \"0x0000000000000000000000000000000000000001\""
+	printf '%s\n[evidence]\nprovider = "simulated"\nsimulated_state = "%s/none.json"\n' \
+		"$base" "$work" >"$work/wants-simulation.toml"
+	printf '%s\n[evidence]\nprovider = "auto"\n[peers]\ntrust_simulated = "%s/none.pem"\n' \
+		"$base" "$work" >"$work/trusts-simulation.toml"
+	for cfg in wants-simulation trusts-simulation; do
+		rc=0
+		out=$("$keynode" run --config "$work/$cfg.toml" 2>&1) || rc=$?
+		((rc == 2)) || die "$keynode: $cfg.toml: exit $rc, expected 2: $out"
+		[[ $out == *"this keynode build has no simulated platform"* ]] ||
+			die "$keynode: $cfg.toml: not refused for want of a simulated platform: $out"
+		printf '  ok  %s: %s\n' "$cfg" "$out" >&2
+	done
 }

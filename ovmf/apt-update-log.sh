@@ -22,9 +22,10 @@ APT_BENIGN_WARNINGS=(
 	# `mktemp -d` folder), so apt downloads as root instead. The index is
 	# still signature-checked exactly as in the sandbox.
 	"^(W|Warning): Download is performed unsandboxed as root as file '.*' couldn't be accessed by user '[^']+'\. - "
-	# A VALID signature by a key apt considers weak (apt >= 2.7, e.g. rsa1024).
+	# A VALID signature by a key apt considers weak (apt >= 2.7, e.g. rsa1024), in
+	# the form "URL SUITE InRelease: Signature by key ... uses weak algorithm".
 	# "uses weak digest algorithm" (SHA1) is deliberately not listed.
-	"^(W|Warning): .*: Signature by key [0-9A-Fa-f]+ uses weak algorithm "
+	"^(W|Warning): [a-z]+://[^ ]+ [^ ]+ InRelease: Signature by key [0-9A-Fa-f]+ uses weak algorithm "
 )
 apt_update_log_ok() {
 	local log=$1 line re ok=0
@@ -35,6 +36,12 @@ apt_update_log_ok() {
 			ok=1
 			;;
 		W:* | Warning:*)
+			# Whatever else it says, a line about a GPG error is never benign.
+			if [[ $line == *"GPG error"* || $line == *NO_PUBKEY* ]]; then
+				printf 'ERROR [apt update]: %s\n' "$line" >&2
+				ok=1
+				continue
+			fi
 			for re in "${APT_BENIGN_WARNINGS[@]}"; do
 				if [[ $line =~ $re ]]; then
 					printf 'NOTE [apt update] (benign, not fatal): %s\n' "$line" >&2
@@ -48,6 +55,6 @@ apt_update_log_ok() {
 			printf 'NOTE [apt update]: %s\n' "$line" >&2
 			;;
 		esac
-	done <"$log"
+	done < <(cat -- "$log"; printf '\n')
 	return "$ok"
 }

@@ -147,7 +147,7 @@ APT=(env "APT_CONFIG=$APT_STATE/apt.conf" LC_ALL=C apt-get -q
 
 log "fetch: apt-get update (private state, deb-src $SRC_SUITE main)"
 # Fails on a non-zero exit, any E:/Err: line and any warning that is not
-# known to be benign (allow-list in lib.sh, apt_update_log_ok: signature and
+# known to be benign (allow-list in apt-update-log.sh: signature and
 # fetch failures never pass). Benign warnings are shown as notes: notably, a
 # checkout under a directory apt's sandbox user _apt cannot traverse (/root
 # with mode 0700, a `mktemp -d` folder) makes apt warn "Download is performed

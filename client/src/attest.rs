@@ -60,14 +60,16 @@ fn parse_url(url: &str) -> Result<(String, u16), AttestError> {
     let rest = url
         .strip_prefix("https://")
         .ok_or_else(|| AttestError::Usage(format!("'{url}': expected https://HOST:PORT")))?;
-    let rest = rest.trim_end_matches('/');
-    let (host, port) = rest
-        .rsplit_once(':')
-        .ok_or_else(|| AttestError::Usage(format!("'{url}': missing :PORT")))?;
-    let port = port
-        .parse()
-        .map_err(|_| AttestError::Usage(format!("'{url}': bad port")))?;
-    Ok((host.trim_matches(['[', ']']).to_owned(), port))
+    keynet_net::http::split_endpoint(rest.trim_end_matches('/'))
+        .ok_or_else(|| AttestError::Usage(format!("'{url}': expected https://HOST:PORT")))
+}
+
+/// What the node says about itself in its certificate, verified.
+#[derive(serde::Serialize)]
+struct NodeSays<'a> {
+    endpoint: &'a str,
+    identity_key: String,
+    platform: attestation_verifier::tls::evidence::Platform,
 }
 
 /// Verifies the node at `url`: during the handshake, then with fresh evidence
@@ -99,11 +101,12 @@ pub async fn attest(url: &str, verifier: Arc<NodeVerifier>) -> Result<Attestatio
     .await
     .map_err(transport)?;
     let ev = &checked.node.evidence;
-    let info = serde_json::json!({
-        "endpoint": ev.endpoint,
-        "identity_key": format!("0x{}", hex::encode(&ev.identity)),
-        "platform": ev.platform,
-    });
+    let info = serde_json::to_value(NodeSays {
+        endpoint: &ev.endpoint,
+        identity_key: format!("0x{}", hex::encode(&ev.identity)),
+        platform: ev.platform,
+    })
+    .map_err(transport)?;
     Ok(from_verdict(checked.verdict, info))
 }
 

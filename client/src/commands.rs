@@ -203,13 +203,13 @@ pub fn sign(a: SignArgs) -> ExitCode {
     }
 }
 
-/// What `keynet pkp derive` reports.
+/// What `keynet pkp derive` reports (fields in the order `--json` has always printed them).
 #[derive(serde::Serialize)]
 struct Derived {
-    owner: String,
-    name: String,
-    key_id: String,
     group_key: String,
+    key_id: String,
+    name: String,
+    owner: String,
     public_key: String,
 }
 

@@ -167,15 +167,24 @@ impl Drop for Staged {
     }
 }
 
-/// What `keynet encrypt` reports.
+/// What `keynet encrypt` reports (fields in the order `--json` has always printed them).
 #[derive(serde::Serialize)]
 struct Encrypted {
+    conditions_hash: String,
+    identity: String,
     out: String,
     plaintext_bytes: u64,
     plaintext_sha256: String,
-    conditions_hash: String,
-    identity: String,
     public_key: String,
+}
+
+/// What `keynet decrypt --json` reports.
+#[derive(serde::Serialize)]
+struct Decrypted<'a> {
+    bad_shares: &'a [String],
+    out: String,
+    participants: &'a [String],
+    refused: &'a [String],
 }
 
 /// `keynet encrypt`.
@@ -256,12 +265,12 @@ pub fn decrypt(a: DecryptArgs) -> ExitCode {
                 eprintln!("keynet: warning: left out a bad decryption share from {b}");
             }
             if a.json {
-                json_out(&serde_json::json!({
-                    "out": a.out.display().to_string(),
-                    "participants": c.participants,
-                    "bad_shares": c.bad_shares,
-                    "refused": c.refused,
-                }));
+                json_out(&Decrypted {
+                    bad_shares: &c.bad_shares,
+                    out: a.out.display().to_string(),
+                    participants: &c.participants,
+                    refused: &c.refused,
+                });
             } else {
                 println!("decrypted   {}", a.out.display());
                 println!("shares from {}", c.participants.join(", "));

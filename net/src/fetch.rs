@@ -1,9 +1,9 @@
 //! A plain `GET` of an `http://` or `https://` URL, for documents whose integrity comes from
 //! their own signature (the staking registry): `https` is verified against the web's roots
 //! compiled in (`webpki-roots`; the guest has no CA store) all the same. Bounded: one time
-//! budget for every attempt together, answers cut at a size, no redirects followed.
-//! Transient failures (no connection, a 5xx, a cut answer) are retried with backoff while
-//! the budget lasts; a 4xx is final.
+//! budget for every attempt together, answers cut at a size, at most [`MAX_REDIRECTS`]
+//! redirects (never from `https` to `http`). Transient failures (no connection, a 5xx, a
+//! cut answer) are retried with backoff while the budget lasts; a 4xx is final.
 
 use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
@@ -24,9 +24,14 @@ pub struct FetchError {
     pub reason: String,
 }
 
+/// Redirects followed at most (a registry behind a release-asset or CDN URL redirects once
+/// or twice).
+pub const MAX_REDIRECTS: usize = 5;
+
 enum Attempt {
     Retry(String),
     Final(String),
+    Redirect(String),
 }
 
 /// The body of `url` if it answers 200 within `budget`, at most `max_bytes` long.
@@ -35,14 +40,23 @@ pub async fn fetch(url: &str, budget: Duration, max_bytes: usize) -> Result<Vec<
         url: url.to_owned(),
         reason,
     };
-    let target = Target::parse(url).map_err(fail)?;
+    let mut target = Target::parse(url).map_err(fail)?;
     let deadline = Instant::now() + budget;
     let mut backoff = Duration::from_millis(250);
+    let mut redirects = 0;
     loop {
         let remaining = deadline.saturating_duration_since(Instant::now());
         let reason = match tokio::time::timeout(remaining, target.get(max_bytes)).await {
             Ok(Ok(body)) => return Ok(body),
             Ok(Err(Attempt::Final(reason))) => return Err(fail(reason)),
+            Ok(Err(Attempt::Redirect(location))) => {
+                redirects += 1;
+                if redirects > MAX_REDIRECTS {
+                    return Err(fail(format!("more than {MAX_REDIRECTS} redirects")));
+                }
+                target = target.follow(&location).map_err(fail)?;
+                continue;
+            }
             Ok(Err(Attempt::Retry(reason))) => reason,
             Err(_) => format!("no answer within {budget:?}"),
         };
@@ -78,6 +92,23 @@ impl Target {
                 .path_and_query()
                 .map_or_else(|| "/".to_owned(), |p| p.as_str().to_owned()),
         })
+    }
+
+    /// Where a redirect to `location` (absolute, or a path on the same server) leads.
+    fn follow(&self, location: &str) -> Result<Target, String> {
+        let next = if location.starts_with('/') {
+            Target {
+                path: location.to_owned(),
+                host: self.host.clone(),
+                ..*self
+            }
+        } else {
+            Target::parse(location).map_err(|e| format!("redirect to {location:?}: {e}"))?
+        };
+        if self.tls && !next.tls {
+            return Err(format!("refusing a redirect from https to {location}"));
+        }
+        Ok(next)
     }
 
     async fn get(&self, max_bytes: usize) -> Result<Vec<u8>, Attempt> {
@@ -124,6 +155,18 @@ impl Target {
             .map_err(|e| Attempt::Final(e.to_string()))?;
         let resp = sender.send_request(req).await.map_err(|e| retry(&e))?;
         let status = resp.status();
+        if status.is_redirection() {
+            return match resp
+                .headers()
+                .get(hyper::header::LOCATION)
+                .and_then(|l| l.to_str().ok())
+            {
+                Some(l) => Err(Attempt::Redirect(l.to_owned())),
+                None => Err(Attempt::Final(format!(
+                    "answered {status} without a Location"
+                ))),
+            };
+        }
         if status.is_server_error() {
             return Err(Attempt::Retry(format!("answered {status}")));
         }
@@ -179,8 +222,13 @@ mod tests {
     use super::*;
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-    /// A server answering every connection with `status` and `body`; returns its port.
+    /// A server answering every connection with `status`, `body` and extra header lines;
+    /// returns its port.
     async fn serve(status: &'static str, body: Vec<u8>) -> u16 {
+        serve_with(status, body, String::new()).await
+    }
+
+    async fn serve_with(status: &'static str, body: Vec<u8>, headers: String) -> u16 {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
             .await
             .unwrap_or_else(|e| panic!("{e}"));
@@ -188,11 +236,12 @@ mod tests {
         tokio::spawn(async move {
             while let Ok((mut s, _)) = listener.accept().await {
                 let body = body.clone();
+                let headers = headers.clone();
                 tokio::spawn(async move {
                     let mut buf = [0u8; 4096];
                     let _ = s.read(&mut buf).await;
                     let head = format!(
-                        "HTTP/1.1 {status}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+                        "HTTP/1.1 {status}\r\n{headers}Content-Length: {}\r\nConnection: close\r\n\r\n",
                         body.len()
                     );
                     let _ = s.write_all(head.as_bytes()).await;
@@ -237,6 +286,43 @@ mod tests {
         assert!(
             e.as_ref().is_err_and(|e| e.reason.contains("connecting")),
             "{e:?}"
+        );
+        // Redirects: followed (a path on the same server, an absolute URL), bounded.
+        let moved = serve_with(
+            "302 Found",
+            vec![],
+            format!("Location: http://127.0.0.1:{port}/registry.json\r\n"),
+        )
+        .await;
+        let relative = serve_with("301 Moved", vec![], "Location: /elsewhere\r\n".to_owned()).await;
+        let got = fetch(
+            &format!("http://127.0.0.1:{moved}/r"),
+            Duration::from_secs(5),
+            1024,
+        )
+        .await;
+        assert_eq!(got.ok(), Some(b"signed document".to_vec()));
+        let looped = fetch(
+            &format!("http://127.0.0.1:{relative}/r"),
+            Duration::from_secs(5),
+            1024,
+        )
+        .await;
+        assert!(
+            looped
+                .as_ref()
+                .is_err_and(|e| e.reason.contains("more than 5 redirects")),
+            "{looped:?}"
+        );
+        let https = Target::parse("https://example.org/r").unwrap_or_else(|e| panic!("{e}"));
+        assert!(
+            https.follow("http://example.org/r").is_err(),
+            "no downgrade"
+        );
+        assert!(
+            https
+                .follow("/other")
+                .is_ok_and(|t| t.tls && t.path == "/other")
         );
         for bad in ["ftp://x/r", "not a url", "http:///nohost"] {
             assert!(

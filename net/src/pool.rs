@@ -54,6 +54,9 @@ pub enum CallError {
         /// Why it does not decode.
         reason: String,
     },
+    /// The request could not be encoded (nothing was sent).
+    #[error("encoding the request: {0}")]
+    Encode(String),
 }
 
 impl CallError {
@@ -172,10 +175,7 @@ impl Pool {
 
     /// `POST` route `R` with `request`: its answer, or the node's refusal.
     pub async fn call<R: Route>(&self, request: &R::Request) -> Result<R::Response, CallError> {
-        let body = serde_json::to_vec(request).map_err(|e| CallError::BadAnswer {
-            endpoint: self.member.endpoint.clone(),
-            reason: format!("encoding the request: {e}"),
-        })?;
+        let body = serde_json::to_vec(request).map_err(|e| CallError::Encode(e.to_string()))?;
         self.call_raw::<R>(body).await
     }
 

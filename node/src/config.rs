@@ -204,6 +204,11 @@ impl Config {
 
     /// Parses and validates configuration text.
     pub fn parse(text: &str) -> Result<Config, ConfigError> {
+        Self::parse_for(text, crate::evidence::SIMULATION_BUILT_IN)
+    }
+
+    /// [`Config::parse`] for a build that has the simulated platform, or not.
+    fn parse_for(text: &str, simulation_built_in: bool) -> Result<Config, ConfigError> {
         let c: Config = toml::from_str(text).map_err(|source| ConfigError::Toml {
             path: "-".into(),
             source,
@@ -214,7 +219,7 @@ impl Config {
         })?;
         c.authority()?;
         c.registry_source()?;
-        if !crate::evidence::SIMULATION_BUILT_IN {
+        if !simulation_built_in {
             c.refuse_simulation(NOT_BUILT_IN)?;
         }
         if c.evidence.provider == ProviderChoice::Simulated && c.evidence.simulated_state.is_none()
@@ -420,6 +425,29 @@ authority = "0x0000000000000000000000000000000000000001"
             ))
             .is_err()
         );
+    }
+
+    #[test]
+    fn a_build_without_the_simulated_platform_refuses_it_in_configuration() {
+        let sim = BASE.replace(
+            "provider = \"auto\"",
+            "provider = \"simulated\"\nsimulated_state = \"/x\"",
+        );
+        let trust = format!("{BASE}[peers]\ntrust_simulated = \"/ark.pem\"\n");
+        for (text, field) in [
+            (sim.as_str(), "evidence.provider"),
+            (trust.as_str(), "peers.trust_simulated"),
+        ] {
+            assert!(Config::parse_for(text, true).is_ok(), "{field}");
+            match Config::parse_for(text, false) {
+                Err(ConfigError::Field { field: f, reason }) => {
+                    assert_eq!(f, field);
+                    assert!(reason.contains("no simulated platform"), "{reason}");
+                }
+                other => panic!("{field}: {other:?}"),
+            }
+        }
+        assert!(Config::parse_for(BASE, false).is_ok());
     }
 
     #[test]

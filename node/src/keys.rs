@@ -71,8 +71,23 @@ const FORMAT: u32 = 1;
 /// The store name of the keys of (network, epoch): network ids may hold characters file
 /// names may not, so the name carries a hash of it.
 pub fn store_name(network: &str, epoch: u64) -> String {
+    format!("{}{epoch}", store_prefix(network))
+}
+
+fn store_prefix(network: &str) -> String {
     let h = Sha256::digest(network.as_bytes());
-    format!("keys-{}-{epoch}", hex::encode(&h[..8]))
+    format!("keys-{}-", hex::encode(&h[..8]))
+}
+
+/// The highest epoch of `network` whose keys this node keeps sealed, if any (read from the
+/// names only: a registry older than it would take the node back).
+pub fn highest_epoch(store: &Store, network: &str) -> Result<Option<u64>, KeysError> {
+    let prefix = store_prefix(network);
+    Ok(store
+        .names()?
+        .iter()
+        .filter_map(|n| n.strip_prefix(&prefix)?.parse::<u64>().ok())
+        .max())
 }
 
 impl NetworkKeys {

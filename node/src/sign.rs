@@ -34,25 +34,35 @@ use crate::state::NodeState;
 
 type Outcome = Result<(SignatureShare, SigningPackage), SignError>;
 
+/// A waiting handler's channel, with its [`Waiter`]'s token.
+type Waiting = (u64, oneshot::Sender<Outcome>);
+
 /// The node's signing sessions.
 pub struct SignService {
     signer: Mutex<Option<Signer>>,
-    waiters: Mutex<HashMap<[u8; 32], oneshot::Sender<Outcome>>>,
+    /// Each waiting handler, by request id.
+    waiters: Mutex<HashMap<[u8; 32], Waiting>>,
+    tokens: AtomicU64,
     wait: Duration,
     shares_issued: AtomicU64,
     dropped_unverified: AtomicU64,
 }
 
-/// The one handler waiting for a session's outcome; its entry leaves the table with it.
+/// The one handler waiting for a session's outcome; its entry leaves the table with it
+/// (its own entry only: the token tells it from a later waiter of the same id).
 struct Waiter<'a> {
     service: &'a SignService,
     id: [u8; 32],
+    token: u64,
     outcome: oneshot::Receiver<Outcome>,
 }
 
 impl Drop for Waiter<'_> {
     fn drop(&mut self) {
-        lock(&self.service.waiters).remove(&self.id);
+        let mut waiters = lock(&self.service.waiters);
+        if waiters.get(&self.id).is_some_and(|(t, _)| *t == self.token) {
+            waiters.remove(&self.id);
+        }
     }
 }
 
@@ -62,6 +72,7 @@ impl SignService {
         SignService {
             signer: Mutex::new(None),
             waiters: Mutex::new(HashMap::new()),
+            tokens: AtomicU64::new(0),
             wait,
             shares_issued: AtomicU64::new(0),
             dropped_unverified: AtomicU64::new(0),
@@ -89,6 +100,7 @@ impl SignService {
     /// Registers the one waiter of request `id`.
     fn waiter(&self, id: [u8; 32]) -> Result<Waiter<'_>, ApiError> {
         let (tx, rx) = oneshot::channel();
+        let token = self.tokens.fetch_add(1, Ordering::Relaxed);
         match lock(&self.waiters).entry(id) {
             Entry::Occupied(_) => {
                 return Err(ApiError::new(
@@ -97,12 +109,13 @@ impl SignService {
                 ));
             }
             Entry::Vacant(v) => {
-                v.insert(tx);
+                v.insert((token, tx));
             }
         }
         Ok(Waiter {
             service: self,
             id,
+            token,
             outcome: rx,
         })
     }
@@ -131,7 +144,7 @@ impl SignService {
     }
 
     fn complete(&self, id: [u8; 32], outcome: Outcome) {
-        if let Some(tx) = lock(&self.waiters).remove(&id) {
+        if let Some((_, tx)) = lock(&self.waiters).remove(&id) {
             // The handler may have gone (timeout, client closed): nothing to tell then.
             let _ = tx.send(outcome);
         }

@@ -92,6 +92,21 @@ impl Store {
         })
     }
 
+    /// The names present, sorted (whether each unseals is not checked here).
+    pub fn names(&self) -> Result<Vec<String>, StoreError> {
+        let mut names = Vec::new();
+        for entry in fs::read_dir(&self.dir).map_err(io(&self.dir))? {
+            let entry = entry.map_err(io(&self.dir))?;
+            if let Some(name) = entry.file_name().to_str()
+                && check_name(name).is_ok()
+            {
+                names.push(name.to_owned());
+            }
+        }
+        names.sort();
+        Ok(names)
+    }
+
     /// Reads and unseals `name`; `None` if it does not exist.
     pub fn read(&self, name: &str) -> Result<Option<Zeroizing<Vec<u8>>>, StoreError> {
         check_name(name)?;

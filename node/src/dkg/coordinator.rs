@@ -26,6 +26,7 @@
 //! restarting the node, or a new registry epoch, starts anew. Every run has a generation
 //! number; deliveries of a run's messages go on (retried) while their run is the latest.
 
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use keynet_protocol::api::{DkgBody, DkgState, DkgStatus, PeerDkg};
@@ -65,43 +66,49 @@ pub enum DkgRefusal {
     Unavailable(String),
 }
 
-/// What a run is for: the registry's network and epoch, its members and threshold, and
-/// this node's participant index.
+/// What a run is for: the registry (its network and epoch, its members in their signed
+/// order, its threshold) and this node's participant index in it.
 #[derive(Clone, Debug)]
 pub struct Target {
-    network: String,
-    epoch: u64,
-    members: Vec<NodeEntry>,
-    t: u16,
+    registry: Arc<Registry>,
     me: Participant,
 }
 
 impl Target {
     /// The target of `registry` for the node `me`.
-    pub fn of(registry: &Registry, me: &IdentityKey) -> Result<Target, DkgRefusal> {
+    pub fn of(registry: &Arc<Registry>, me: &IdentityKey) -> Result<Target, DkgRefusal> {
         let me = registry
             .participant(me)
             .ok_or_else(|| DkgRefusal::Unavailable("this node is not in the registry".into()))?;
         Ok(Target {
-            network: registry.network_id.clone(),
-            epoch: registry.epoch,
-            members: registry.nodes.clone(),
-            t: u16::try_from(registry.threshold()).unwrap_or(u16::MAX),
+            registry: registry.clone(),
             me,
         })
     }
 
     /// The registry's (network, epoch) the run is for.
     pub fn run(&self) -> (&str, u64) {
-        (&self.network, self.epoch)
+        (&self.registry.network_id, self.registry.epoch)
+    }
+
+    fn network(&self) -> &str {
+        &self.registry.network_id
+    }
+
+    fn epoch(&self) -> u64 {
+        self.registry.epoch
     }
 
     fn is(&self, network: &str, epoch: u64) -> bool {
-        self.network == network && self.epoch == epoch
+        self.network() == network && self.epoch() == epoch
     }
 
     fn n(&self) -> u16 {
-        u16::try_from(self.members.len()).unwrap_or(u16::MAX)
+        u16::try_from(self.registry.nodes.len()).unwrap_or(u16::MAX)
+    }
+
+    fn t(&self) -> u16 {
+        u16::try_from(self.registry.threshold()).unwrap_or(u16::MAX)
     }
 }
 
@@ -188,7 +195,9 @@ impl Coordinator {
                 millis: None,
             },
             Phase::Unsealed { network, epoch } => status(DkgState::Unsealed, network, *epoch),
-            Phase::Running(run) => status(DkgState::Running, &run.target.network, run.target.epoch),
+            Phase::Running(run) => {
+                status(DkgState::Running, run.target.network(), run.target.epoch())
+            }
             Phase::Done {
                 network,
                 epoch,
@@ -213,6 +222,11 @@ impl Coordinator {
     /// True while run `generation` is the latest one.
     pub fn is_latest(&self, generation: u64) -> bool {
         self.generation == generation
+    }
+
+    /// The latest run's generation (0 before the first).
+    pub fn generation(&self) -> u64 {
+        self.generation
     }
 
     /// The round timeout (deliveries of a run's messages stop after it).
@@ -240,7 +254,7 @@ impl Coordinator {
             return Ok(Step::default());
         }
         match &self.phase {
-            Phase::Running(run) if run.target.is(&target.network, target.epoch) => {
+            Phase::Running(run) if run.target.is(target.network(), target.epoch()) => {
                 return Ok(Step::default());
             }
             Phase::Done { network, epoch, .. } if target.is(network, *epoch) => {
@@ -258,17 +272,17 @@ impl Coordinator {
             }
             _ => {}
         }
-        let (frost, f_out) = Dkg::start(target.me, target.n(), target.t, self.timeout, now)
+        let (frost, f_out) = Dkg::start(target.me, target.n(), target.t(), self.timeout, now)
             .map_err(|e| DkgRefusal::Unavailable(format!("FROST: {e}")))?;
-        let (bls, b_out) = BlsDkg::start(target.me, target.n(), target.t, self.timeout, now)
+        let (bls, b_out) = BlsDkg::start(target.me, target.n(), target.t(), self.timeout, now)
             .map_err(|e| DkgRefusal::Unavailable(format!("BLS: {e}")))?;
         self.generation += 1;
         tracing::info!(
-            network = %target.network,
-            epoch = target.epoch,
+            network = %target.network(),
+            epoch = target.epoch(),
             me = target.me,
             n = target.n(),
-            t = target.t,
+            t = target.t(),
             "DKG started (FROST secp256k1 and BLS12-381)"
         );
         let run = Run {
@@ -294,14 +308,14 @@ impl Coordinator {
     ) -> Result<Step, DkgRefusal> {
         if !target.is(&msg.network, msg.epoch) {
             return Err(DkgRefusal::WrongRun {
-                network: target.network.clone(),
-                epoch: target.epoch,
+                network: target.network().to_owned(),
+                epoch: target.epoch(),
             });
         }
         if holds_keys {
             return Err(DkgRefusal::Done {
-                network: target.network.clone(),
-                epoch: target.epoch,
+                network: target.network().to_owned(),
+                epoch: target.epoch(),
             });
         }
         // Decoded before anything can start: junk must not start a run.
@@ -310,8 +324,8 @@ impl Coordinator {
         let Phase::Running(run) = &mut self.phase else {
             // Done here a moment ago: the sender is told so.
             return Err(DkgRefusal::Done {
-                network: target.network.clone(),
-                epoch: target.epoch,
+                network: target.network().to_owned(),
+                epoch: target.epoch(),
             });
         };
         let (f_out, b_out) = match decoded {
@@ -359,18 +373,18 @@ impl Coordinator {
             let culprits: Vec<String> = f
                 .culprits
                 .iter()
-                .filter_map(|p| run.target.members.get(usize::from(*p).wrapping_sub(1)))
+                .filter_map(|p| run.target.registry.entry(*p))
                 .map(|e| e.endpoint.clone())
                 .collect();
             tracing::error!(
-                network = %run.target.network,
-                epoch = run.target.epoch,
+                network = %run.target.network(),
+                epoch = run.target.epoch(),
                 ?culprits,
                 "DKG failed: {f}"
             );
             self.phase = Phase::Failed {
-                network: run.target.network.clone(),
-                epoch: run.target.epoch,
+                network: run.target.network().to_owned(),
+                epoch: run.target.epoch(),
                 reason: f.to_string(),
                 culprits,
             };
@@ -386,8 +400,8 @@ impl Coordinator {
         };
         let t = &run.target;
         step.keys = Some(NetworkKeys {
-            network: t.network.clone(),
-            epoch: t.epoch,
+            network: t.network().to_owned(),
+            epoch: t.epoch(),
             me: t.me,
             n: t.n(),
             frost: frost.clone(),
@@ -395,8 +409,8 @@ impl Coordinator {
             bls: bls.clone(),
         });
         self.phase = Phase::Done {
-            network: t.network.clone(),
-            epoch: t.epoch,
+            network: t.network().to_owned(),
+            epoch: t.epoch(),
             millis: u64::try_from(run.started.elapsed().as_millis()).ok(),
         };
         step
@@ -419,12 +433,13 @@ impl Coordinator {
             .into_iter()
             .map(|(to, body)| Outbound {
                 message: PeerDkg {
-                    network: t.network.clone(),
-                    epoch: t.epoch,
+                    network: t.network().to_owned(),
+                    epoch: t.epoch(),
                     body,
                 },
-                to: (1..=Participant::MAX)
-                    .zip(&t.members)
+                to: t
+                    .registry
+                    .participants()
                     .filter(|(p, _)| *p != t.me && to.is_none_or(|to| to == *p))
                     .map(|(_, e)| e.clone())
                     .collect(),

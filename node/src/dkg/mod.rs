@@ -12,7 +12,8 @@
 
 mod coordinator;
 
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant};
 
 use keynet_net::pool::CallError;
@@ -26,31 +27,56 @@ pub use coordinator::{Coordinator, DkgRefusal, Target};
 use crate::api::ApiError;
 use crate::state::NodeState;
 
-/// The node's DKG: the coordinator under one lock.
+/// The node's DKG: the coordinator under one lock, and a snapshot of what it says, so
+/// that `/health`, the handshake and refusals never wait for DKG work (crypto, sealing).
 pub struct DkgService {
     coordinator: Mutex<Coordinator>,
+    status: RwLock<DkgStatus>,
+    generation: AtomicU64,
 }
 
 impl DkgService {
     /// A service whose runs' rounds each have `timeout`.
     pub fn new(timeout: Duration) -> Self {
+        let coordinator = Coordinator::new(timeout);
         DkgService {
-            coordinator: Mutex::new(Coordinator::new(timeout)),
+            status: RwLock::new(coordinator.status()),
+            generation: AtomicU64::new(coordinator.generation()),
+            coordinator: Mutex::new(coordinator),
         }
     }
 
-    fn lock(&self) -> MutexGuard<'_, Coordinator> {
-        crate::lock(&self.coordinator)
+    /// Runs `f` on the coordinator, then refreshes the snapshot.
+    fn with<R>(&self, f: impl FnOnce(&mut Coordinator) -> R) -> R {
+        let mut c = crate::lock(&self.coordinator);
+        let r = f(&mut c);
+        self.publish(&c);
+        r
+    }
+
+    /// Refreshes the snapshot from `c`. Also before a step's messages go out: a delivery
+    /// that fails at once must already see its run as the latest, or it would not retry.
+    fn publish(&self, c: &Coordinator) {
+        *self.status.write().unwrap_or_else(|p| p.into_inner()) = c.status();
+        self.generation.store(c.generation(), Ordering::Relaxed);
     }
 
     /// What the node says about its key generation.
     pub fn status(&self) -> DkgStatus {
-        self.lock().status()
+        self.status
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+
+    /// True while run `generation` is the latest one.
+    fn is_latest(&self, generation: u64) -> bool {
+        self.generation.load(Ordering::Relaxed) == generation
     }
 
     /// Records that this node's keys for (network, epoch) came from its sealed store.
     pub fn unsealed(&self, network: &str, epoch: u64) {
-        self.lock().unsealed(network, epoch);
+        self.with(|c| c.unsealed(network, epoch));
     }
 }
 
@@ -60,21 +86,30 @@ impl From<DkgRefusal> for ApiError {
             DkgRefusal::Malformed(_) => ErrorCode::BadRequest,
             DkgRefusal::Done { .. } => ErrorCode::DkgDone,
             DkgRefusal::WrongRun { .. } => ErrorCode::WrongRun,
-            _ => ErrorCode::DkgUnavailable,
+            DkgRefusal::Unavailable(_) => ErrorCode::DkgUnavailable,
         };
         ApiError::new(code, e.to_string())
     }
 }
 
+/// The current registry's target for this node, and whether the node holds its keys. Read
+/// under the coordinator's lock (by the callers), so a reload cannot slip between reading
+/// the target and acting on it.
+fn target(state: &NodeState) -> Result<(Target, bool), DkgRefusal> {
+    let target = Target::of(&state.registry(), &state.identity())?;
+    let (network, epoch) = target.run();
+    let holds = state.holds_keys(network, epoch);
+    Ok((target, holds))
+}
+
 /// Starts a run for the current registry if this node is a member and holds no keys for
 /// it (and none is running for it).
 pub fn ensure(state: &Arc<NodeState>) {
-    let result = Target::of(&state.registry(), &state.identity()).and_then(|target| {
-        let holds = holds_keys(state, &target);
-        let mut c = state.dkg().lock();
+    let result = state.dkg().with(|c| {
+        let (target, holds) = target(state)?;
         let step = c.ensure(&target, holds, Instant::now())?;
-        carry_out(state, &mut c, step);
-        Ok(())
+        carry_out(state, c, step);
+        Ok::<(), DkgRefusal>(())
     });
     if let Err(e) = result {
         tracing::warn!("DKG: {e}");
@@ -88,12 +123,12 @@ pub fn on_message(
     from: Participant,
     msg: &PeerDkg,
 ) -> Result<(), ApiError> {
-    let target = Target::of(&state.registry(), &state.identity())?;
-    let holds = holds_keys(state, &target);
-    let mut c = state.dkg().lock();
-    let step = c.handle(&target, holds, from, msg, Instant::now())?;
-    carry_out(state, &mut c, step);
-    Ok(())
+    state.dkg().with(|c| {
+        let (target, holds) = target(state)?;
+        let step = c.handle(&target, holds, from, msg, Instant::now())?;
+        carry_out(state, c, step);
+        Ok(())
+    })
 }
 
 /// Applies the rounds' deadlines; runs until the node stops.
@@ -101,20 +136,17 @@ pub async fn ticker(state: Arc<NodeState>) {
     let mut every = tokio::time::interval(Duration::from_millis(250));
     loop {
         every.tick().await;
-        let mut c = state.dkg().lock();
-        let step = c.tick(Instant::now());
-        carry_out(&state, &mut c, step);
+        state.dkg().with(|c| {
+            let step = c.tick(Instant::now());
+            carry_out(&state, c, step);
+        });
     }
-}
-
-fn holds_keys(state: &NodeState, target: &Target) -> bool {
-    let (network, epoch) = target.run();
-    state.holds_keys(network, epoch)
 }
 
 /// Sends a step's messages and, if it finished a run, seals its keys (under the lock, so
 /// nothing sees the run done before its keys are kept) and puts them in force.
 fn carry_out(state: &Arc<NodeState>, c: &mut Coordinator, step: coordinator::Step) {
+    state.dkg().publish(c);
     let deadline = Instant::now() + c.timeout();
     for out in step.sends {
         // Round-two and BLS messages carry secret shares: zeroized when the last send ends.
@@ -173,7 +205,7 @@ async fn deliver(
             }
             Err(e) => {
                 // A peer that has not yet loaded the same registry answers `wrong_run`.
-                let live = state.dkg().lock().is_latest(generation);
+                let live = state.dkg().is_latest(generation);
                 if !live || Instant::now() >= deadline {
                     tracing::debug!(to = %to.endpoint, "DKG message not delivered: {e}");
                     return;

@@ -5,6 +5,7 @@
 
 mod tracker;
 
+use std::io::Read;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -18,7 +19,7 @@ use crate::config::RegistrySource;
 use crate::state::NodeState;
 
 /// Largest registry document read, bytes (a registry of hundreds of nodes is tens of KiB).
-pub const MAX_DOCUMENT: usize = 4 << 20;
+pub const MAX_REGISTRY_BYTES: usize = 4 << 20;
 /// Time budget of one fetch of a registry URL, every retry included.
 pub const FETCH_BUDGET: Duration = Duration::from_secs(10);
 /// Store name of the sealed record of the registry held.
@@ -27,7 +28,7 @@ pub const HELD: &str = "registry-held";
 /// Why the registry could not be read, verified or kept.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
-pub enum RegistryError {
+pub enum SourceError {
     /// Not readable from its source.
     #[error("registry {origin}: {reason}")]
     Read {
@@ -57,65 +58,78 @@ pub enum RegistryError {
     Sealed(String),
 }
 
-impl From<StoreError> for RegistryError {
+impl From<StoreError> for SourceError {
     fn from(e: StoreError) -> Self {
-        RegistryError::Sealed(e.to_string())
+        SourceError::Sealed(e.to_string())
     }
 }
 
 /// Reads the registry document from its source.
-pub async fn read(source: &RegistrySource) -> Result<Vec<u8>, RegistryError> {
-    let failed = |reason: String| RegistryError::Read {
+pub async fn read(source: &RegistrySource) -> Result<Vec<u8>, SourceError> {
+    let failed = |reason: String| SourceError::Read {
         origin: source.to_string(),
         reason,
     };
     match source {
         RegistrySource::File(p) => {
             let p = p.clone();
-            let bytes = tokio::task::spawn_blocking(move || std::fs::read(&p))
-                .await
-                .map_err(|e| failed(e.to_string()))?
-                .map_err(|e| failed(e.to_string()))?;
-            if bytes.len() > MAX_DOCUMENT {
-                return Err(failed(format!("larger than {MAX_DOCUMENT} bytes")));
+            // Read at most one byte past the cap: the path is the host's to choose.
+            let bytes = tokio::task::spawn_blocking(move || {
+                let mut bytes = Vec::new();
+                std::fs::File::open(&p)
+                    .and_then(|f| {
+                        f.take(MAX_REGISTRY_BYTES as u64 + 1)
+                            .read_to_end(&mut bytes)
+                    })
+                    .map(|_| bytes)
+            })
+            .await
+            .map_err(|e| failed(e.to_string()))?
+            .map_err(|e| failed(e.to_string()))?;
+            if bytes.len() > MAX_REGISTRY_BYTES {
+                return Err(failed(format!("larger than {MAX_REGISTRY_BYTES} bytes")));
             }
             Ok(bytes)
         }
-        RegistrySource::Url(u) => keynet_net::fetch::fetch(u, FETCH_BUDGET, MAX_DOCUMENT)
+        RegistrySource::Url(u) => keynet_net::fetch::fetch(u, FETCH_BUDGET, MAX_REGISTRY_BYTES)
             .await
             .map_err(|e| failed(e.reason)),
     }
 }
 
 /// The sealed record of the registry this node held last, if any.
-pub fn held(store: &Store) -> Result<Option<Held>, RegistryError> {
+pub fn held(store: &Store) -> Result<Option<Held>, SourceError> {
     match store.read(HELD)? {
         Some(bytes) => serde_json::from_slice(&bytes)
             .map(Some)
-            .map_err(|e| RegistryError::Sealed(e.to_string())),
+            .map_err(|e| SourceError::Sealed(e.to_string())),
         None => Ok(None),
     }
 }
 
-fn keep(store: &Store, held: &Held) -> Result<(), RegistryError> {
-    let bytes = serde_json::to_vec(held).map_err(|e| RegistryError::Sealed(e.to_string()))?;
+fn keep(store: &Store, held: &Held) -> Result<(), SourceError> {
+    let bytes = serde_json::to_vec(held).map_err(|e| SourceError::Sealed(e.to_string()))?;
     store.write(HELD, &bytes)?;
     Ok(())
 }
 
 /// The registry a node starts with: read, verified, and accepted by a tracker that starts
-/// from the sealed record; the record then names it.
+/// from the sealed record (and never below the newest keys the node keeps sealed); the
+/// record then names it.
 pub async fn load(
     source: &RegistrySource,
     authority: &Address,
     store: &Store,
-) -> Result<(Registry, Tracker), RegistryError> {
-    let mut tracker = Tracker::new(held(store)?);
+) -> Result<(Registry, Tracker), SourceError> {
     let bytes = read(source).await?;
     let registry = verify(source, &bytes, authority)?;
+    let floor = crate::keys::highest_epoch(store, &registry.network_id)
+        .map_err(|e| SourceError::Sealed(e.to_string()))?
+        .unwrap_or(0);
+    let mut tracker = Tracker::new(held(store)?, floor);
     let offered = tracker
         .offer(&registry)
-        .map_err(|refusal| RegistryError::Refused {
+        .map_err(|refusal| SourceError::Refused {
             origin: source.to_string(),
             refusal,
         })?;
@@ -129,8 +143,8 @@ fn verify(
     source: &RegistrySource,
     bytes: &[u8],
     authority: &Address,
-) -> Result<Registry, RegistryError> {
-    SignedRegistry::verify(bytes, authority).map_err(|error| RegistryError::Verify {
+) -> Result<Registry, SourceError> {
+    SignedRegistry::verify(bytes, authority).map_err(|error| SourceError::Verify {
         origin: source.to_string(),
         error,
     })
@@ -173,7 +187,7 @@ pub async fn watch(
                     let st = state.clone();
                     let kept = tokio::task::spawn_blocking(move || keep(st.store(), &h)).await;
                     if let Ok(Err(e)) | Err(e) =
-                        kept.map_err(|e| RegistryError::Sealed(e.to_string()))
+                        kept.map_err(|e| SourceError::Sealed(e.to_string()))
                     {
                         tracing::error!("registry reloaded but not recorded: {e}");
                     }

@@ -5,7 +5,13 @@
 //! Signed is not fresh: every registry the authority ever signed verifies, so without this
 //! rule a host could hand a node an older one (nodes since removed, another threshold) and
 //! restart a key generation with it. The node seals what it holds, and the tracker starts
-//! from that record, so the rule holds across restarts too.
+//! from that record; where the record is missing (deleted by the host) the highest epoch
+//! whose keys the node keeps sealed is a floor all the same.
+//!
+//! What this cannot see: a host that puts back older copies of the sealed files together
+//! (the record and the keys as they were). Sealing proves a file came from this node, not
+//! that it is the newest; that needs state the host cannot roll back (peers' word, or a
+//! monotonic counter), which the node does not have yet.
 
 use keynet_protocol::registry::Registry;
 use serde::{Deserialize, Serialize};
@@ -70,12 +76,14 @@ pub enum Refusal {
 #[derive(Clone, Debug, Default)]
 pub struct Tracker {
     held: Option<Held>,
+    floor: u64,
 }
 
 impl Tracker {
-    /// A tracker holding `held` (the sealed record), or nothing yet.
-    pub fn new(held: Option<Held>) -> Tracker {
-        Tracker { held }
+    /// A tracker holding `held` (the sealed record), or nothing yet; no registry below
+    /// epoch `floor` is accepted either way.
+    pub fn new(held: Option<Held>, floor: u64) -> Tracker {
+        Tracker { held, floor }
     }
 
     /// What is held.
@@ -87,6 +95,12 @@ impl Tracker {
     /// refusal.
     pub fn offer(&mut self, registry: &Registry) -> Result<Offered, Refusal> {
         let offered = Held::of(registry);
+        if offered.epoch < self.floor {
+            return Err(Refusal::Older {
+                held: self.floor,
+                offered: offered.epoch,
+            });
+        }
         match &self.held {
             Some(h) if *h == offered => Ok(Offered::Same),
             Some(h) if offered.epoch < h.epoch => Err(Refusal::Older {
@@ -111,7 +125,7 @@ mod tests {
 
     #[test]
     fn never_goes_back_and_an_epoch_never_changes() {
-        let mut t = Tracker::new(None);
+        let mut t = Tracker::new(None, 0);
         assert_eq!(t.offer(&registry(4, 5)), Ok(Offered::Newer), "first offer");
         assert_eq!(t.offer(&registry(4, 5)), Ok(Offered::Same));
         assert_eq!(
@@ -152,11 +166,11 @@ mod tests {
 
     #[test]
     fn the_sealed_record_carries_the_rule_across_restarts() {
-        let mut before = Tracker::new(None);
+        let mut before = Tracker::new(None, 0);
         assert_eq!(before.offer(&registry(4, 7)), Ok(Offered::Newer));
         let record = serde_json::to_vec(&before.held().cloned()).unwrap_or_default();
         let held: Option<Held> = serde_json::from_slice(&record).unwrap_or_else(|e| panic!("{e}"));
-        let mut after = Tracker::new(held);
+        let mut after = Tracker::new(held, 0);
         assert_eq!(after.offer(&registry(4, 7)), Ok(Offered::Same));
         assert!(matches!(
             after.offer(&registry(4, 2)),
@@ -166,5 +180,20 @@ mod tests {
             after.offer(&registry(5, 7)),
             Err(Refusal::Rewritten { .. })
         ));
+    }
+
+    #[test]
+    fn without_the_record_the_keys_held_are_a_floor() {
+        // The record deleted, keys of epoch 6 still sealed.
+        let mut t = Tracker::new(None, 6);
+        assert_eq!(
+            t.offer(&registry(4, 5)),
+            Err(Refusal::Older {
+                held: 6,
+                offered: 5
+            })
+        );
+        assert_eq!(t.offer(&registry(4, 6)), Ok(Offered::Newer));
+        assert_eq!(t.offer(&registry(4, 7)), Ok(Offered::Newer));
     }
 }

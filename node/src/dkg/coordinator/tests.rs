@@ -14,9 +14,10 @@ use crate::testing::registry;
 const TIMEOUT: Duration = Duration::from_secs(30);
 
 fn targets(r: &Registry) -> Vec<Target> {
+    let r = Arc::new(r.clone());
     r.nodes
         .iter()
-        .map(|e| Target::of(r, &e.identity_key).unwrap_or_else(|e| panic!("{e}")))
+        .map(|e| Target::of(&r, &e.identity_key).unwrap_or_else(|e| panic!("{e}")))
         .collect()
 }
 
@@ -36,7 +37,8 @@ fn run_all(coords: &mut [Coordinator], targets: &[Target], now: Instant) -> Vec<
     while let Some((from, out)) = queue.pop_front() {
         for to in &out.to {
             let j = targets[0]
-                .members
+                .registry
+                .nodes
                 .iter()
                 .position(|e| e.identity_key == to.identity_key)
                 .unwrap_or_else(|| panic!("recipient not a member"));
@@ -140,7 +142,7 @@ fn wrong_runs_and_junk_start_nothing() {
     let outsider = registry(5, 2);
     let not_member = &outsider.nodes[4].identity_key;
     assert!(matches!(
-        Target::of(&r, not_member),
+        Target::of(&Arc::new(r), not_member),
         Err(DkgRefusal::Unavailable(_))
     ));
 }
