@@ -342,14 +342,27 @@ impl Network {
 
     /// Fewer than the threshold of usable nodes: `available`, and why each other is not.
     fn not_enough(&self, all: &[NodeStatus], available: usize) -> ClientError {
+        self.too_few(
+            available,
+            self.threshold(),
+            all.iter()
+                .filter_map(|s| s.error.clone().map(|e| (s.endpoint.clone(), e)))
+                .collect(),
+        )
+    }
+
+    /// `available` usable nodes where `threshold` are needed, and why the others are not.
+    fn too_few(
+        &self,
+        available: usize,
+        threshold: usize,
+        failures: Vec<(String, String)>,
+    ) -> ClientError {
         ClientError::NotEnoughNodes {
             available,
             n: self.links.len(),
-            threshold: self.threshold(),
-            failures: all
-                .iter()
-                .filter_map(|s| s.error.clone().map(|e| (s.endpoint.clone(), e)))
-                .collect(),
+            threshold,
+            failures,
         }
     }
 

@@ -119,7 +119,7 @@ impl Target {
         if self.tls {
             let name = ServerName::try_from(self.host.clone())
                 .map_err(|e| Attempt::Final(format!("host: {e}")))?;
-            let stream = tokio_rustls::TlsConnector::from(web_config())
+            let stream = tokio_rustls::TlsConnector::from(web_config().map_err(Attempt::Final)?)
                 .connect(name, tcp)
                 .await
                 .map_err(|e| retry("TLS", &e))?;
@@ -186,33 +186,20 @@ impl Target {
     }
 }
 
-/// TLS for web servers: the web's roots, TLS 1.2 and 1.3, ring.
-fn web_config() -> Arc<rustls::ClientConfig> {
-    static CONFIG: OnceLock<Arc<rustls::ClientConfig>> = OnceLock::new();
+/// TLS for web servers: the web's roots, TLS 1.2 and 1.3, ring; built once.
+fn web_config() -> Result<Arc<rustls::ClientConfig>, String> {
+    static CONFIG: OnceLock<Result<Arc<rustls::ClientConfig>, String>> = OnceLock::new();
     CONFIG
         .get_or_init(|| {
             let roots = rustls::RootCertStore {
                 roots: webpki_roots::TLS_SERVER_ROOTS.to_vec(),
             };
-            let config = rustls::ClientConfig::builder_with_provider(Arc::new(
+            rustls::ClientConfig::builder_with_provider(Arc::new(
                 rustls::crypto::ring::default_provider(),
             ))
             .with_safe_default_protocol_versions()
-            .map(|b| {
-                b.with_root_certificates(roots.clone())
-                    .with_no_client_auth()
-            })
-            // The ring provider supports the default versions; should that ever change,
-            // fall back to TLS 1.3 alone rather than to no verification.
-            .unwrap_or_else(|_| {
-                rustls::ClientConfig::builder_with_provider(Arc::new(
-                    rustls::crypto::ring::default_provider(),
-                ))
-                .with_protocol_versions(&[&rustls::version::TLS13])
-                .map(|b| b.with_root_certificates(roots).with_no_client_auth())
-                .unwrap_or_else(|_| unreachable!("ring supports TLS 1.3"))
-            });
-            Arc::new(config)
+            .map(|b| Arc::new(b.with_root_certificates(roots).with_no_client_auth()))
+            .map_err(|e| format!("TLS configuration: {e}"))
         })
         .clone()
 }

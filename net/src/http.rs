@@ -11,6 +11,7 @@ use rustls::pki_types::ServerName;
 use tokio::net::TcpStream;
 
 use attestation_verifier::tls::binding::{EXPORTER_LABEL, EXPORTER_LEN};
+use keynet_protocol::api::{ErrorBody, ErrorCode};
 
 /// The largest answer read (bytes).
 pub const MAX_RESPONSE: usize = 4 << 20;
@@ -155,4 +156,13 @@ pub async fn send(
     tokio::time::timeout(timeout, exchange)
         .await
         .map_err(|_| fail(format!("no answer to {method} {path} within {timeout:?}")))?
+}
+
+/// A node's error body; an answer that is not one is kept as its text, code `unknown`.
+pub fn error_body(answer: &[u8]) -> ErrorBody {
+    serde_json::from_slice(answer).unwrap_or_else(|_| ErrorBody {
+        code: ErrorCode::Unknown,
+        message: String::from_utf8_lossy(answer).into_owned(),
+        condition: None,
+    })
 }

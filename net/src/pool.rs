@@ -15,7 +15,7 @@ use keynet_protocol::api::{ErrorBody, ErrorCode, Route};
 use keynet_protocol::registry::NodeEntry;
 use serde::de::DeserializeOwned;
 
-use crate::http::{HttpError, open, send};
+use crate::http::{HttpError, error_body, open, send};
 use crate::verify::{VerifyError, verify_node};
 
 /// Connections kept idle per node at most.
@@ -185,12 +185,6 @@ impl Pool {
         self.decode(status, &answer)
     }
 
-    /// `GET path`: its answer, or the node's refusal.
-    pub async fn get<T: DeserializeOwned>(&self, path: &str) -> Result<T, CallError> {
-        let (status, answer) = self.request("GET", path, vec![]).await?;
-        self.decode(status, &answer)
-    }
-
     fn decode<T: DeserializeOwned>(&self, status: u16, answer: &[u8]) -> Result<T, CallError> {
         let endpoint = self.member.endpoint.clone();
         if status != 200 {
@@ -205,13 +199,4 @@ impl Pool {
             reason: e.to_string(),
         })
     }
-}
-
-/// A node's error body; an answer that is not one is kept as its text, code `unknown`.
-pub fn error_body(answer: &[u8]) -> ErrorBody {
-    serde_json::from_slice(answer).unwrap_or_else(|_| ErrorBody {
-        code: ErrorCode::Unknown,
-        message: String::from_utf8_lossy(answer).into_owned(),
-        condition: None,
-    })
 }

@@ -32,7 +32,7 @@ use base64::Engine;
 use keynet_protocol::api::{self, Attestation};
 use keynet_protocol::registry::{IdentityKey, NodeEntry, PeerRefusal, Registry};
 
-use crate::http::{HttpError, Opened, send};
+use crate::http::{HttpError, Opened, error_body, send};
 use crate::verifier_now;
 
 /// Why a node could not be checked at all (as opposed to being found not genuine, which is
@@ -69,7 +69,7 @@ impl Checked {
         self.verdict
             .checks
             .iter()
-            .filter(|c| c.status == Status::Fail || (c.required && c.status != Status::Pass))
+            .filter(|c| failed(c))
             .map(|c| format!("{}: {}", c.check, c.detail))
             .collect::<Vec<_>>()
             .join("; ")
@@ -132,12 +132,10 @@ pub async fn verify_node(
     )
     .await?;
     if status != 200 {
-        let message = serde_json::from_slice::<api::ErrorBody>(&body)
-            .map(|b| b.message)
-            .unwrap_or_else(|_| String::from_utf8_lossy(&body).into_owned());
         return Err(unusable(format!(
-            "{} answered {status}: {message}",
-            api::ATTESTATION
+            "{} answered {status}: {}",
+            api::ATTESTATION,
+            error_body(&body).message
         )));
     }
     let answer: Attestation = serde_json::from_slice(&body)
@@ -157,12 +155,13 @@ pub async fn verify_node(
     Ok(finish(node, verdict))
 }
 
+/// A check that failed, or a required one that did not pass.
+fn failed(c: &Check) -> bool {
+    c.status == Status::Fail || (c.required && c.status != Status::Pass)
+}
+
 fn finish(node: Arc<AttestedNode>, mut verdict: Verdict) -> Checked {
-    verdict.accepted = verdict.accepted
-        && verdict
-            .checks
-            .iter()
-            .all(|c| c.status != Status::Fail && (!c.required || c.status == Status::Pass));
+    verdict.accepted = verdict.accepted && !verdict.checks.iter().any(failed);
     Checked { node, verdict }
 }
 

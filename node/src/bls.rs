@@ -64,9 +64,7 @@ fn admit<R: Conditional>(
     let parsed = Conditions::parse(req.request.conditions().as_bytes())
         .map_err(|e| ApiError::new(ErrorCode::BadConditions, e.to_string()))?;
     let now = keynet_net::unix_now();
-    let verified = req
-        .verify(state.auth(), now)
-        .map_err(|e| ApiError::new(ErrorCode::AuthRefused, e.to_string()))?;
+    let verified = req.verify(state.auth(), now)?;
     let presented: Vec<Presented> = verified
         .request()
         .presented()

@@ -156,6 +156,18 @@ impl Permissions {
     }
 }
 
+impl From<PkpError> for ApiError {
+    fn from(e: PkpError) -> Self {
+        let code = match e {
+            PkpError::Limit(_) => ErrorCode::PkpLimit,
+            PkpError::NotOwner { .. } => ErrorCode::NotOwner,
+            PkpError::Stale { .. } => ErrorCode::StaleSeq,
+            PkpError::Store(_) | PkpError::Invalid(_) => ErrorCode::Internal,
+        };
+        ApiError::new(code, e.to_string())
+    }
+}
+
 /// Handles `POST /v1/pkp/permissions`: the request for this network, the user's
 /// authorisation, then the change, kept durably (off the async workers) before it is in
 /// force.
@@ -170,9 +182,7 @@ pub async fn apply(
             format!("this node serves {network}, not {}", req.request.network()),
         ));
     }
-    let verified = req
-        .verify(state.auth(), keynet_net::unix_now())
-        .map_err(|e| ApiError::new(ErrorCode::AuthRefused, e.to_string()))?;
+    let verified = req.verify(state.auth(), keynet_net::unix_now())?;
     let seq = verified.request().seq();
     let st = state.clone();
     tokio::task::spawn_blocking(move || {
@@ -180,16 +190,7 @@ pub async fn apply(
             .set(st.store(), verified.request(), &verified.user())
     })
     .await
-    .map_err(ApiError::internal)?
-    .map_err(|e| {
-        let code = match e {
-            PkpError::Limit(_) => ErrorCode::PkpLimit,
-            PkpError::NotOwner { .. } => ErrorCode::NotOwner,
-            PkpError::Stale { .. } => ErrorCode::StaleSeq,
-            _ => ErrorCode::Internal,
-        };
-        ApiError::new(code, e.to_string())
-    })?;
+    .map_err(ApiError::internal)??;
     Ok(PermissionsSet {
         status: Status::Ok,
         seq,

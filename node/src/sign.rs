@@ -191,9 +191,7 @@ pub async fn sign(
             "this node is not among the request's participants",
         ));
     }
-    let verified = req
-        .verify(state.auth(), keynet_net::unix_now())
-        .map_err(|e| ApiError::new(ErrorCode::AuthRefused, e.to_string()))?;
+    let verified = req.verify(state.auth(), keynet_net::unix_now())?;
     let key = verified.request().key();
     let user = verified.user();
     if !state.pkp().may_sign(key, &user) {

@@ -7,7 +7,7 @@ use std::sync::{Arc, RwLock};
 
 use attestation_verifier::tls::NodeVerifier;
 use attestation_verifier::tls::evidence::Platform;
-use keynet_protocol::api::{ErrorCode, Health, NodeInfo, PlatformKind, RegistryEntry, Status};
+use keynet_protocol::api::{ErrorCode, Health, NodeInfo, PlatformKind, Status};
 use keynet_protocol::auth::AuthVerifier;
 use keynet_protocol::registry::{IdentityKey, Registry};
 use keynet_store::Store;
@@ -250,12 +250,7 @@ impl NodeState {
             epoch: reg.epoch,
             threshold: reg.threshold(),
             identity_key: self.identity,
-            registry_entry: reg.member(&self.identity).map(|e| RegistryEntry {
-                identity_key: e.identity_key,
-                staker: e.staker,
-                stake: e.stake,
-                endpoint: e.endpoint.clone(),
-            }),
+            registry_entry: reg.member(&self.identity).cloned(),
             public_keys: self.keys().map(|k| k.public_keys()),
             dkg: self.dkg.status(),
             platform,

@@ -386,6 +386,56 @@ async fn a_registry_with_a_bad_signature_stops_the_node() {
     assert!(format!("{err:#}").contains("registry"), "{err:#}");
 }
 
+/// A genuine node of the network, answering where another member is listed, is not the
+/// node meant: every party that dials (client, `keynet attest`'s routine, a node dialling
+/// a peer) goes through `keynet_net::verify::verify_node`, which refuses it before any
+/// request leaves.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_genuine_node_at_another_members_endpoint_is_not_the_node_meant() {
+    let net = Net::new(2);
+    let n0 = keynode::run::start(net.config(0))
+        .await
+        .unwrap_or_else(|e| panic!("{e:#}"));
+    let n1 = keynode::run::start(net.config(1))
+        .await
+        .unwrap_or_else(|e| panic!("{e:#}"));
+    let registry = SignedRegistry::parse_unverified(
+        &std::fs::read(net.path("registry.json")).unwrap_or_default(),
+    )
+    .unwrap_or_else(|e| panic!("{e}"))
+    .registry;
+    let verifier = net.client_verifier(true, &net.path("manifest.json"));
+    // As the registry says: both nodes are the members meant.
+    let honest = keynet::network::Network::with(registry.clone(), "keynet.local", verifier.clone())
+        .unwrap_or_else(|e| panic!("{e}"));
+    let st = honest.status().await;
+    assert!(st.iter().all(|s| s.verified), "{st:?}");
+    // The two endpoints swapped: each dial reaches a genuine node, but the other member.
+    let mut swapped = registry;
+    let e0 = swapped.nodes[0].endpoint.clone();
+    swapped.nodes[0].endpoint = swapped.nodes[1].endpoint.clone();
+    swapped.nodes[1].endpoint = e0;
+    let fooled = keynet::network::Network::with(swapped, "keynet.local", verifier)
+        .unwrap_or_else(|e| panic!("{e}"));
+    for s in fooled.status().await {
+        assert!(!s.verified, "{s:?}");
+        let e = s.error.unwrap_or_default();
+        assert!(
+            e.contains("registry_member") && e.contains("is not the registry member"),
+            "{e}"
+        );
+    }
+    let refused = fooled.request(1, "GET", "/health", vec![]).await;
+    assert!(
+        refused
+            .as_ref()
+            .is_err_and(|e| e.contains("registry_member")),
+        "{refused:?}"
+    );
+    n0.task.abort();
+    n1.task.abort();
+}
+
 /// The registry never goes back, across restarts too: a node that held epoch 2 refuses to
 /// start with the (validly signed) epoch 1 its host hands it again.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

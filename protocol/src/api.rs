@@ -20,13 +20,12 @@
 
 use std::collections::BTreeMap;
 
-use keynet_eth::Address;
 use keynet_threshold::dkg::Participant;
 use keynet_threshold::wire::{BlsWire, FrostWire};
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
-use crate::registry::{IdentityKey, Stake};
+use crate::registry::{IdentityKey, NodeEntry};
 use crate::request::{Authorised, BlsSignRequest, DecryptRequest, PermissionsRequest, SignRequest};
 
 /// `GET /health`: liveness and counters.
@@ -176,7 +175,7 @@ pub struct NodeInfo {
     /// The node's identity key.
     pub identity_key: IdentityKey,
     /// The node's registry entry, if it is listed.
-    pub registry_entry: Option<RegistryEntry>,
+    pub registry_entry: Option<NodeEntry>,
     /// The network's public keys, once this node holds its shares (`{}` before).
     #[serde(with = "empty_as_none")]
     pub public_keys: Option<PublicKeys>,
@@ -187,19 +186,6 @@ pub struct NodeInfo {
     /// What a simulated platform means, said wherever it is in use.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub warning: Option<String>,
-}
-
-/// A registry entry, as served.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct RegistryEntry {
-    /// The node's identity key.
-    pub identity_key: IdentityKey,
-    /// Who staked for it.
-    pub staker: Address,
-    /// Its stake, wei.
-    pub stake: Stake,
-    /// Where it listens.
-    pub endpoint: String,
 }
 
 /// The network's public keys as a node holds them.

@@ -76,8 +76,9 @@ pub struct Registry {
     pub nodes: Vec<NodeEntry>,
 }
 
-/// One node of the registry.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// One node of the registry. Its serde form (each value in its text form) is what
+/// `/v1/handshake` serves; a registry document is read only by [`SignedRegistry::verify`].
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct NodeEntry {
     /// The node's identity key, generated inside its VM; unique in the registry.
     pub identity_key: IdentityKey,

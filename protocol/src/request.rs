@@ -75,9 +75,14 @@ pub struct Authorised<R> {
 impl<R: UserRequest> Authorised<R> {
     /// The request's id: what peers name it by.
     pub fn id(&self) -> [u8; 32] {
+        self.id_of(&self.request.digest())
+    }
+
+    /// The id, given the request's digest (hashed once where both are needed).
+    fn id_of(&self, digest: &[u8; 32]) -> [u8; 32] {
         let mut h = Sha256::new();
         h.update(b"keynet/request-id/v1");
-        h.update(self.request.digest());
+        h.update(digest);
         lp(&mut h, self.auth.message.as_bytes());
         lp(&mut h, self.auth.signature.as_bytes());
         h.finalize().into()
@@ -86,8 +91,9 @@ impl<R: UserRequest> Authorised<R> {
     /// Checks the user's authorisation of this request at Unix time `now` (which uses up
     /// its nonce): the only way to a [`Verified`] request.
     pub fn verify(self, verifier: &AuthVerifier, now: u64) -> Result<Verified<R>, AuthError> {
-        let user = verifier.verify(&self.auth, &self.request.digest(), now)?;
-        let id = self.id();
+        let digest = self.request.digest();
+        let user = verifier.verify(&self.auth, &digest, now)?;
+        let id = self.id_of(&digest);
         Ok(Verified {
             authorised: self,
             user,

@@ -11,15 +11,15 @@ use keynet_eth::address_of;
 use keynet_protocol::api::{
     self, Ack, Attestation, BlsCounters, BlsPublic, BlsShare, DkgBody, DkgState, DkgStatus,
     ErrorBody, ErrorCode, FailedCondition, FrostPublic, HandshakeRequest, Health, NodeInfo,
-    PeerCommitments, PeerDkg, PermissionsSet, PlatformKind, PublicKeys, RegistryEntry, Route,
-    SignShare, SigningCounters, Status, route,
+    PeerCommitments, PeerDkg, PermissionsSet, PlatformKind, PublicKeys, Route, SignShare,
+    SigningCounters, Status, route,
 };
 use keynet_protocol::auth::SignedAuth;
 use keynet_protocol::request::{
     Authorised, BlsSignRequest, DecryptRequest, KeyRef, PermissionsRequest, PresentedSignature,
     SignRequest,
 };
-use keynet_protocol::{IdentityKey, Stake};
+use keynet_protocol::{IdentityKey, NodeEntry, Stake};
 use keynet_threshold::wire::{BlsWire, FrostWire};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
@@ -118,7 +118,7 @@ fn every_route_round_trips_with_the_field_names_clients_read() {
             epoch: 7,
             threshold: 3,
             identity_key: identity(1),
-            registry_entry: Some(RegistryEntry {
+            registry_entry: Some(NodeEntry {
                 identity_key: identity(1),
                 staker: address_of(key(2).verifying_key()),
                 stake: Stake::from_wei(32_000_000_000_000_000_000),

@@ -303,12 +303,7 @@ impl Network {
         let t = self.threshold();
         let links = self.links_of(usable);
         if links.len() < t {
-            return Err(ClientError::NotEnoughNodes {
-                available: links.len(),
-                n: self.links.len(),
-                threshold: t,
-                failures: vec![],
-            });
+            return Err(self.too_few(links.len(), t, vec![]));
         }
         let start = self
             .rotate
@@ -386,16 +381,14 @@ impl Network {
                     .collect(),
             );
         }
-        ClientError::NotEnoughNodes {
-            available: c.held(),
-            n: self.links.len(),
-            threshold: self.threshold(),
-            failures: c
-                .refused
+        self.too_few(
+            c.held(),
+            self.threshold(),
+            c.refused
                 .iter()
                 .map(|(p, r)| (self.name(p), r.text()))
                 .collect(),
-        }
+        )
     }
 
     /// Combines shares over `signed` after verifying each against its participant's public
@@ -416,12 +409,7 @@ impl Network {
             ));
         }
         if shares.len() < self.threshold() {
-            return Err(ClientError::NotEnoughNodes {
-                available: shares.len(),
-                n: self.links.len(),
-                threshold: self.threshold(),
-                failures: vec![],
-            });
+            return Err(self.too_few(shares.len(), self.threshold(), vec![]));
         }
         checked.map(|(sig, _)| sig).map_err(|_| {
             ClientError::Failed(

@@ -94,12 +94,7 @@ impl Network {
         let t = self.threshold();
         let count = count.unwrap_or(t).max(t);
         if usable.len() < count {
-            return Err(ClientError::NotEnoughNodes {
-                available: usable.len(),
-                n: self.links.len(),
-                threshold: count,
-                failures: vec![],
-            });
+            return Err(self.too_few(usable.len(), count, vec![]));
         }
         let chosen = self.links_of(&usable[..count]);
         let body = self.sign_request(user, key, message, &chosen)?;

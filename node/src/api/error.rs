@@ -52,6 +52,13 @@ impl ApiError {
     }
 }
 
+/// A user's authorisation refused: `auth_refused`, naming why.
+impl From<keynet_protocol::auth::AuthError> for ApiError {
+    fn from(e: keynet_protocol::auth::AuthError) -> Self {
+        ApiError::new(ErrorCode::AuthRefused, e.to_string())
+    }
+}
+
 impl std::fmt::Display for ApiError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(f, "{}: {}", self.code, self.message)

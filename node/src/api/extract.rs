@@ -24,10 +24,7 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for Body<T> {
     type Rejection = ApiError;
 
     async fn from_request(req: Request, state: &S) -> Result<Self, ApiError> {
-        let bytes = read(req, state).await?;
-        serde_json::from_slice(&bytes)
-            .map(Body)
-            .map_err(ApiError::bad_request)
+        parse(&read(req, state).await?).map(Body)
     }
 }
 
@@ -43,10 +40,13 @@ impl<S: Send + Sync, T: DeserializeOwned + Default> FromRequest<S> for EmptyOr<T
         if bytes.is_empty() {
             return Ok(EmptyOr(T::default()));
         }
-        serde_json::from_slice(&bytes)
-            .map(EmptyOr)
-            .map_err(ApiError::bad_request)
+        parse(&bytes).map(EmptyOr)
     }
+}
+
+/// The body as `T`, or `bad_request` naming the field, line and column.
+fn parse<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
+    serde_json::from_slice(bytes).map_err(ApiError::bad_request)
 }
 
 /// The whole body, within the router's limit.
