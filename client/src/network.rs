@@ -430,35 +430,57 @@ impl Network {
         join_all(calls).await
     }
 
-    /// The network's FROST public key package, agreed by every node that serves one, and
-    /// the nodes that are usable.
+    /// The network's FROST public key package, as served by at least a threshold of the
+    /// verified nodes, and those nodes. Nodes serving another package (a stale or foreign
+    /// key share) are left out; [`Network::agreed`] says why.
     pub async fn public_keys(&self) -> Result<(PublicKeyPackage, Vec<NodeStatus>), ClientError> {
         let all = self.status().await;
-        let usable: Vec<NodeStatus> = all.iter().filter(|s| s.error.is_none()).cloned().collect();
-        let mut packages: BTreeMap<&str, Vec<&str>> = BTreeMap::new();
-        for s in &usable {
-            if let Some(k) = &s.keys {
-                packages
-                    .entry(k.frost_secp256k1.public_key_package.as_str())
-                    .or_default()
-                    .push(&s.endpoint);
-            }
-        }
-        if packages.len() > 1 {
-            let groups: Vec<String> = packages.values().map(|v| v.join(" ")).collect();
-            return Err(ClientError::Inconsistent(groups.join(" | ")));
-        }
-        let Some(hexed) = packages
-            .keys()
-            .next()
-            .filter(|_| usable.len() >= self.threshold())
-        else {
-            return Err(self.not_enough(&all, usable.len()));
-        };
+        let (hexed, usable) = self.agreed(&all, |k| &k.frost_secp256k1.public_key_package)?;
         let bytes = hex::decode(hexed).map_err(|e| ClientError::Failed(e.to_string()))?;
         let package = PublicKeyPackage::deserialize(&bytes)
             .map_err(|e| ClientError::Failed(format!("public key package: {e}")))?;
         Ok((package, usable))
+    }
+
+    /// The keys (`which` of each node's public keys, with the epoch they were made in) that
+    /// at least a threshold of the usable nodes in `all` serve, and those nodes. Two sets
+    /// cannot both reach the threshold when 2t > n, as the registry requires; one node, or
+    /// a minority, serving other keys cannot stop the rest. With no set at the threshold,
+    /// the sets are named (`Inconsistent`), or the nodes missing.
+    fn agreed<'a, K: Ord>(
+        &self,
+        all: &'a [NodeStatus],
+        which: impl Fn(&'a PublicKeys) -> &'a K,
+    ) -> Result<(&'a K, Vec<NodeStatus>), ClientError> {
+        let mut served: BTreeMap<(u64, &K), Vec<NodeStatus>> = BTreeMap::new();
+        for s in all.iter().filter(|s| s.error.is_none()) {
+            if let Some(k) = &s.keys {
+                served
+                    .entry((k.epoch, which(k)))
+                    .or_default()
+                    .push(s.clone());
+            }
+        }
+        let best = served.iter().max_by_key(|(_, v)| v.len());
+        match best {
+            Some(((_, keys), usable)) if usable.len() >= self.threshold() => {
+                Ok((*keys, usable.clone()))
+            }
+            Some(_) if served.len() > 1 => {
+                let groups: Vec<String> = served
+                    .values()
+                    .map(|v| {
+                        v.iter()
+                            .map(|s| s.endpoint.as_str())
+                            .collect::<Vec<_>>()
+                            .join(" ")
+                    })
+                    .collect();
+                Err(ClientError::Inconsistent(groups.join(" | ")))
+            }
+            Some((_, usable)) => Err(self.not_enough(all, usable.len())),
+            None => Err(self.not_enough(all, 0)),
+        }
     }
 
     /// `request` with the user's authorisation of its digest, as the JSON body nodes take.

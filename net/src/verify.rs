@@ -282,13 +282,24 @@ pub enum AdmitError {
     },
 }
 
+/// A peer admitted on a connection: who it is and the endpoint its evidence carries (so
+/// each request on the connection can be checked again against the registry then in force,
+/// with [`Registry::check_peer`]).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Admitted {
+    /// Its identity key.
+    pub identity: IdentityKey,
+    /// The endpoint in its evidence.
+    pub endpoint: String,
+}
+
 /// Admits a peer whose certificate `cert` the handshake verified: it must be in `registry`,
-/// staked at least the minimum, at the endpoint its evidence carries. Returns its identity.
+/// staked at least the minimum, at the endpoint its evidence carries.
 pub fn admit_peer(
     verifier: &NodeVerifier,
     cert: &[u8],
     registry: &Registry,
-) -> Result<IdentityKey, AdmitError> {
+) -> Result<Admitted, AdmitError> {
     let node = verifier
         .cached(cert, verifier_now())
         .ok_or(AdmitError::NotVerified)?;
@@ -296,6 +307,9 @@ pub fn admit_peer(
         .map_err(|e| AdmitError::Identity(e.to_string()))?;
     registry
         .check_peer(&identity, &node.evidence.endpoint)
-        .map(|_| identity)
-        .map_err(|refusal| AdmitError::Refused { identity, refusal })
+        .map_err(|refusal| AdmitError::Refused { identity, refusal })?;
+    Ok(Admitted {
+        identity,
+        endpoint: node.evidence.endpoint.clone(),
+    })
 }

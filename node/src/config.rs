@@ -32,6 +32,60 @@ pub struct Config {
     /// Users' authorisations and the threshold protocols' time limits.
     #[serde(default)]
     pub threshold: ThresholdSection,
+    /// What one stranger, or all of them together, can make the node hold or spend.
+    #[serde(default)]
+    pub limits: LimitsSection,
+}
+
+/// What one stranger, or all of them together, can make the node hold or spend. The
+/// defaults suit a node of the published image (init gives keynode 65,536 open files);
+/// README's "Limits" section says what a client sees when each is reached.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LimitsSection {
+    /// Connections held at once (lowered at start to fit the open-file limit).
+    pub max_connections: usize,
+    /// Connections held at once from one IP address.
+    pub max_connections_per_address: usize,
+    /// Time a TLS handshake may take, seconds.
+    pub handshake_timeout_seconds: u64,
+    /// Time a request's headers may take to arrive, seconds.
+    pub header_timeout_seconds: u64,
+    /// Time a connection may sit between requests, seconds.
+    pub idle_timeout_seconds: u64,
+    /// Time a whole request (body and answer) may take, seconds.
+    pub request_timeout_seconds: u64,
+    /// Authorisations remembered against replay, per user address (until they expire).
+    pub auth_pending_per_address: usize,
+    /// Authorisations remembered against replay, in all.
+    pub auth_pending_total: usize,
+    /// Fresh reports made at once.
+    pub attest_concurrent: usize,
+    /// Fresh reports queued or running, in all.
+    pub attest_queue: usize,
+    /// Fresh reports queued or running for one IP address.
+    pub attest_per_address: usize,
+    /// Least time between two fresh reports on one connection, milliseconds.
+    pub attest_per_connection_ms: u64,
+}
+
+impl Default for LimitsSection {
+    fn default() -> Self {
+        LimitsSection {
+            max_connections: 16_384,
+            max_connections_per_address: 512,
+            handshake_timeout_seconds: 10,
+            header_timeout_seconds: 10,
+            idle_timeout_seconds: 60,
+            request_timeout_seconds: 30,
+            auth_pending_per_address: 4_096,
+            auth_pending_total: 262_144,
+            attest_concurrent: 2,
+            attest_queue: 64,
+            attest_per_address: 2,
+            attest_per_connection_ms: 1_000,
+        }
+    }
 }
 
 /// Users' authorisations and the threshold protocols' time limits.
@@ -42,7 +96,9 @@ pub struct ThresholdSection {
     pub auth_domain: String,
     /// Longest validity an authorisation may have, seconds.
     pub auth_max_lifetime_seconds: u64,
-    /// How far in the future an authorisation's issue time may be, seconds.
+    /// How far in the future an authorisation's issue time may be, seconds; also how far the
+    /// sealed replay horizon runs ahead of the clock, so how long after a restart the node
+    /// waits before it serves (see `replay`).
     pub auth_clock_skew_seconds: u64,
     /// Time each DKG round may take, seconds (nodes started apart must meet within it).
     pub dkg_round_timeout_seconds: u64,
@@ -55,7 +111,7 @@ impl Default for ThresholdSection {
         ThresholdSection {
             auth_domain: "keynet.local".into(),
             auth_max_lifetime_seconds: 600,
-            auth_clock_skew_seconds: 60,
+            auth_clock_skew_seconds: 10,
             dkg_round_timeout_seconds: 120,
             signing_wait_ms: 5000,
         }
@@ -233,6 +289,7 @@ impl Config {
             n.validate()?;
         }
         c.threshold.validate()?;
+        c.limits.validate(&c.threshold)?;
         if c.evidence.provider != ProviderChoice::Simulated && c.evidence.simulated_state.is_some()
         {
             return Err(ConfigError::Field {
@@ -301,6 +358,102 @@ impl Config {
     }
 }
 
+/// `Ok` if `v` is within `lo..=hi`, else names `field`.
+fn in_range<T: PartialOrd + std::fmt::Display>(
+    field: &'static str,
+    v: T,
+    lo: T,
+    hi: T,
+) -> Result<(), ConfigError> {
+    if lo <= v && v <= hi {
+        Ok(())
+    } else {
+        Err(ConfigError::Field {
+            field,
+            reason: format!("{v} is not within {lo} to {hi}"),
+        })
+    }
+}
+
+impl LimitsSection {
+    fn validate(&self, threshold: &ThresholdSection) -> Result<(), ConfigError> {
+        in_range(
+            "limits.max_connections",
+            self.max_connections,
+            16,
+            1_000_000,
+        )?;
+        in_range(
+            "limits.max_connections_per_address",
+            self.max_connections_per_address,
+            1,
+            self.max_connections,
+        )?;
+        in_range(
+            "limits.handshake_timeout_seconds",
+            self.handshake_timeout_seconds,
+            1,
+            300,
+        )?;
+        in_range(
+            "limits.header_timeout_seconds",
+            self.header_timeout_seconds,
+            1,
+            300,
+        )?;
+        in_range(
+            "limits.idle_timeout_seconds",
+            self.idle_timeout_seconds,
+            1,
+            3_600,
+        )?;
+        // A signing waits for its peers within the request: the request must outlast it.
+        let floor = threshold.signing_wait_ms.div_ceil(1000) + 1;
+        in_range(
+            "limits.request_timeout_seconds",
+            self.request_timeout_seconds,
+            floor,
+            3_600,
+        )?;
+        in_range(
+            "limits.auth_pending_total",
+            self.auth_pending_total,
+            1,
+            16_000_000,
+        )?;
+        in_range(
+            "limits.auth_pending_per_address",
+            self.auth_pending_per_address,
+            1,
+            self.auth_pending_total,
+        )?;
+        in_range("limits.attest_concurrent", self.attest_concurrent, 1, 64)?;
+        in_range("limits.attest_queue", self.attest_queue, 1, 100_000)?;
+        in_range(
+            "limits.attest_per_address",
+            self.attest_per_address,
+            1,
+            self.attest_queue,
+        )?;
+        in_range(
+            "limits.attest_per_connection_ms",
+            self.attest_per_connection_ms,
+            0,
+            3_600_000,
+        )
+    }
+
+    /// The fresh-evidence meter's limits.
+    pub fn attest(&self) -> crate::attest::AttestLimits {
+        crate::attest::AttestLimits {
+            concurrent: self.attest_concurrent,
+            queue: self.attest_queue,
+            per_address: self.attest_per_address,
+            per_connection: std::time::Duration::from_millis(self.attest_per_connection_ms),
+        }
+    }
+}
+
 impl ThresholdSection {
     fn validate(&self) -> Result<(), ConfigError> {
         let d = &self.auth_domain;
@@ -335,7 +488,7 @@ impl ThresholdSection {
             "threshold.auth_clock_skew_seconds",
             self.auth_clock_skew_seconds,
             0,
-            3_600,
+            300,
         )?;
         range(
             "threshold.dkg_round_timeout_seconds",

@@ -123,7 +123,9 @@ pub fn create(
              [evidence]\nprovider = \"simulated\"\nsimulated_state = \"{}\"\n\n\
              [registry]\nfile = \"{}\"\nauthority = \"{}\"\n\n\
              [peers]\nmanifest = \"{}\"\ntrust_simulated = \"{}\"\n\n\
-             [threshold]\nauth_domain = \"{AUTH_DOMAIN}\"\n",
+             [threshold]\nauth_domain = \"{AUTH_DOMAIN}\"\n\
+             # A short replay horizon: a restarted dev node serves again within 3 s.\n\
+             auth_clock_skew_seconds = 3\n",
             state_dir.display(),
             platform_file.display(),
             dir.join("registry.json").display(),

@@ -5,8 +5,9 @@
 //! - [`state`]: what a running node holds, behind methods.
 //! - [`listener`]: the accept loop: attested TLS, peer admission.
 //! - [`api`]: the routes, their handlers and the error body (types in
-//!   [`keynet_protocol::api`]).
-//! - [`registry`]: where the registry comes from, and the rule that it never goes back.
+//!   [`keynet_protocol::api`]); [`attest`]: fresh evidence, metered.
+//! - [`registry`]: where the registry comes from, and the rule that it never goes back;
+//!   [`replay`]: the sealed horizon that keeps authorisations single-use across restarts.
 //! - services: [`dkg`] (the network's key generation), [`sign`] (threshold FROST signing),
 //!   [`bls`] (decryption and statement shares under conditions), [`pkp`] (who may sign
 //!   with a derived key).
@@ -18,6 +19,7 @@
 #![forbid(unsafe_code)]
 
 pub mod api;
+pub mod attest;
 pub mod bls;
 pub mod config;
 #[cfg(feature = "simulated")]
@@ -30,6 +32,7 @@ pub mod listener;
 pub mod peer;
 pub mod pkp;
 pub mod registry;
+pub mod replay;
 pub mod run;
 pub mod sign;
 pub mod state;

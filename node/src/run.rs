@@ -10,11 +10,12 @@ use anyhow::{Context, Result, bail};
 use attestation_verifier::tls::NodeVerifier;
 use attestation_verifier::validate::{Manifest, Policy};
 use attestation_verifier::verify::roots::{Anchor, TrustStore};
-use keynet_protocol::auth::AuthVerifier;
+use keynet_protocol::auth::{AuthVerifier, ReplayLimits};
 use keynet_protocol::registry::IdentityKey;
 use keynet_store::Store;
 use tokio::net::TcpListener;
 
+use crate::attest::AttestMeter;
 use crate::config::{Config, ProviderChoice};
 use crate::dkg::DkgService;
 use crate::evidence::EvidenceProvider;
@@ -128,6 +129,8 @@ pub struct Running {
 
 /// Starts a node: everything is checked before the port is opened.
 pub async fn start(c: Config) -> Result<Running> {
+    let open_files = crate::listener::raise_open_files().unwrap_or(1024);
+    let listening = crate::listener::Listening::new(&c.limits, open_files);
     let provider = provider(&c)?;
     let sealing = provider.sealing_key().context("deriving the sealing key")?;
     let store = Store::open(&c.node.state_dir, sealing)
@@ -162,17 +165,28 @@ pub async fn start(c: Config) -> Result<Running> {
     let keys = NetworkKeys::load(&store, &registry.network_id, registry.epoch)
         .context("reading the sealed network keys")?;
     let pkp = Permissions::load(&store).context("reading the sealed key permissions")?;
+    let lead = crate::replay::lead(th.auth_clock_skew_seconds);
+    let floor = crate::replay::floor(&store).context("reading the sealed replay horizon")?;
+    crate::replay::wait_past(floor, lead).await;
+    let horizon = keynet_net::unix_now().saturating_add(lead).max(floor);
+    crate::replay::seal(&store, horizon).context("sealing the replay horizon")?;
     let state = Arc::new(NodeState::new(Parts {
         peers: Peers::new(&tls, peer_verifier.clone(), Duration::from_secs(10))?,
         tls,
         provider,
         identity: id_key,
         endpoint: c.node.endpoint.clone(),
-        auth: AuthVerifier::new(
+        auth: AuthVerifier::with_replay(
             &th.auth_domain,
             &registry.network_id,
             th.auth_max_lifetime_seconds,
             th.auth_clock_skew_seconds,
+            ReplayLimits {
+                per_address: c.limits.auth_pending_per_address,
+                total: c.limits.auth_pending_total,
+            },
+            floor,
+            horizon,
         ),
         registry,
         peer_verifier,
@@ -180,6 +194,7 @@ pub async fn start(c: Config) -> Result<Running> {
         dkg: DkgService::new(Duration::from_secs(th.dkg_round_timeout_seconds)),
         signing: SignService::new(Duration::from_millis(th.signing_wait_ms)),
         pkp,
+        attest: AttestMeter::new(c.limits.attest()),
     }));
     if let Some(k) = keys {
         tracing::info!(network = %k.network, epoch = k.epoch, "network keys unsealed; no DKG needed");
@@ -190,7 +205,14 @@ pub async fn start(c: Config) -> Result<Running> {
         .await
         .with_context(|| format!("binding {}", c.node.listen))?;
     let addr = listener.local_addr()?;
-    tracing::info!(%addr, endpoint = %c.node.endpoint, provider = state.provider().name(), "serving");
+    tracing::info!(
+        %addr,
+        endpoint = %c.node.endpoint,
+        provider = state.provider().name(),
+        open_files,
+        max_connections = listening.conns.total,
+        "serving"
+    );
     tokio::spawn(crate::registry::watch(
         state.clone(),
         source,
@@ -198,7 +220,8 @@ pub async fn start(c: Config) -> Result<Running> {
         c.registry_poll(),
         tracker,
     ));
-    let task = tokio::spawn(crate::listener::serve(state.clone(), listener));
+    let task = tokio::spawn(crate::listener::serve(state.clone(), listener, listening));
+    tokio::spawn(crate::replay::renew(state.clone(), lead));
     tokio::spawn(crate::dkg::ticker(state.clone()));
     tokio::spawn(crate::sign::ticker(state.clone()));
     crate::dkg::ensure(&state);

@@ -13,6 +13,7 @@ use keynet_protocol::registry::{IdentityKey, Registry};
 use keynet_store::Store;
 
 use crate::api::ApiError;
+use crate::attest::AttestMeter;
 use crate::bls::BlsCounters;
 use crate::dkg::DkgService;
 use crate::evidence::{EvidenceProvider, SIMULATED_WARNING};
@@ -48,6 +49,8 @@ pub struct Parts {
     pub signing: SignService,
     /// Connections to the other nodes.
     pub peers: Peers,
+    /// Meters fresh evidence.
+    pub attest: AttestMeter,
 }
 
 /// Everything a running node holds.
@@ -66,6 +69,7 @@ pub struct NodeState {
     signing: SignService,
     bls: BlsCounters,
     peers: Peers,
+    attest: AttestMeter,
 }
 
 impl NodeState {
@@ -86,6 +90,7 @@ impl NodeState {
             signing: parts.signing,
             bls: BlsCounters::default(),
             peers: parts.peers,
+            attest: parts.attest,
         }
     }
 
@@ -147,6 +152,11 @@ impl NodeState {
     /// Connections to the other nodes.
     pub fn peers(&self) -> &Peers {
         &self.peers
+    }
+
+    /// Meters fresh evidence.
+    pub fn attest(&self) -> &AttestMeter {
+        &self.attest
     }
 
     /// The registry in force (a snapshot: a reload replaces it, never changes it).

@@ -34,7 +34,8 @@ pub const HEALTH: &str = "/health";
 pub const ATTESTATION: &str = "/v1/attestation";
 /// Shortest and longest attestation nonce, bytes.
 pub const NONCE_LEN: std::ops::RangeInclusive<usize> = 16..=64;
-/// Largest request body a node reads, bytes.
+/// Largest request body a node reads on any route, bytes (each route's own limit,
+/// [`Route::MAX_BODY`], is at most this).
 pub const MAX_BODY: usize = 2 << 20;
 
 /// The path of a fresh-evidence request for `nonce`.
@@ -46,6 +47,8 @@ pub fn attestation_path(nonce: &[u8]) -> String {
 pub trait Route {
     /// The path.
     const PATH: &'static str;
+    /// Largest body the node reads on this route, bytes (larger: `payload_too_large`).
+    const MAX_BODY: usize;
     /// The JSON body.
     type Request: Serialize + DeserializeOwned;
     /// The JSON answer (status 200).
@@ -57,33 +60,37 @@ pub mod route {
     use super::*;
 
     macro_rules! routes {
-        ($($(#[$doc:meta])* $name:ident $path:literal: $req:ty => $resp:ty;)*) => {$(
+        ($($(#[$doc:meta])* $name:ident $path:literal ($max:expr): $req:ty => $resp:ty;)*) => {$(
             $(#[$doc])*
             #[derive(Clone, Copy, Debug)]
             pub struct $name;
             impl Route for $name {
                 const PATH: &'static str = $path;
+                const MAX_BODY: usize = $max;
                 type Request = $req;
                 type Response = $resp;
             }
         )*};
     }
 
+    // Body limits: each a few times the largest valid body (a conditions document is at
+    // most 64 KiB, and JSON escaping can double it; a BLS message is at most 64 KiB, sent
+    // as hex; DKG messages grow with the number of nodes).
     routes! {
         /// Network, epoch, identity, registry entry, public keys and DKG state.
-        Handshake "/v1/handshake": HandshakeRequest => NodeInfo;
+        Handshake "/v1/handshake" (1 << 10): HandshakeRequest => NodeInfo;
         /// A FROST signature share for a request the user authorised.
-        Sign "/v1/sign": Authorised<SignRequest> => SignShare;
+        Sign "/v1/sign" (64 << 10): Authorised<SignRequest> => SignShare;
         /// The owner of a derived key sets who else may sign with it.
-        Permissions "/v1/pkp/permissions": Authorised<PermissionsRequest> => PermissionsSet;
+        Permissions "/v1/pkp/permissions" (64 << 10): Authorised<PermissionsRequest> => PermissionsSet;
         /// A decryption share under access-control conditions.
-        DecryptShare "/v1/decrypt-share": Authorised<DecryptRequest> => BlsShare;
+        DecryptShare "/v1/decrypt-share" (512 << 10): Authorised<DecryptRequest> => BlsShare;
         /// A BLS signature share over a statement under access-control conditions.
-        BlsSign "/v1/bls-sign": Authorised<BlsSignRequest> => BlsShare;
+        BlsSign "/v1/bls-sign" (512 << 10): Authorised<BlsSignRequest> => BlsShare;
         /// A DKG message from a peer.
-        PeerDkg "/v1/peer/dkg": super::PeerDkg => Ack;
+        PeerDkg "/v1/peer/dkg" (MAX_BODY): super::PeerDkg => Ack;
         /// A peer's signing commitments, with the user's request they belong to.
-        PeerCommitments "/v1/peer/commitments": super::PeerCommitments => Ack;
+        PeerCommitments "/v1/peer/commitments" (128 << 10): super::PeerCommitments => Ack;
     }
 }
 
@@ -437,7 +444,7 @@ macro_rules! error_codes {
 error_codes! {
     /// The body is not a well-formed request for this route (names the field).
     BadRequest = "bad_request", 400;
-    /// The body is larger than [`MAX_BODY`].
+    /// The body is larger than the route's [`Route::MAX_BODY`].
     PayloadTooLarge = "payload_too_large", 413;
     /// No such route.
     NotFound = "not_found", 404;
@@ -497,6 +504,12 @@ error_codes! {
     WrongRun = "wrong_run", 409;
     /// No DKG can run here (not a member, or the run failed here).
     DkgUnavailable = "dkg_unavailable", 409;
+    /// The request (body and answer) took longer than the node allows.
+    RequestTimeout = "request_timeout", 408;
+    /// This caller's share of a limited resource is used up (names the limit); retry later.
+    RateLimited = "rate_limited", 429;
+    /// The node's whole budget of a resource is in use (names it); retry later.
+    Overloaded = "overloaded", 503;
 }
 
 impl std::fmt::Display for ErrorCode {

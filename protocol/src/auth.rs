@@ -19,9 +19,11 @@
 //! ```
 
 mod message;
+pub mod replay;
 mod time;
 mod verify;
 
 pub use message::{AuthMessage, ParseError};
+pub use replay::ReplayLimits;
 pub use time::{format_utc, parse_utc};
 pub use verify::{AuthError, AuthVerifier, SignedAuth};

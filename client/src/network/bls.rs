@@ -211,35 +211,12 @@ impl Network {
     /// other keys are left out and named if no set reaches the threshold.
     pub async fn bls_keys(&self) -> Result<(BlsKeys, Vec<NodeStatus>), ClientError> {
         let all = self.status().await;
-        let mut served: BTreeMap<&BlsPublic, Vec<NodeStatus>> = BTreeMap::new();
-        for s in all.iter().filter(|s| s.error.is_none()) {
-            if let Some(k) = &s.keys {
-                served.entry(&k.bls12_381_g2).or_default().push(s.clone());
-            }
-        }
-        let Some((served_keys, usable)) = served.iter().max_by_key(|(_, v)| v.len()) else {
-            return Err(self.not_enough(&all, 0));
-        };
-        if usable.len() < self.threshold() {
-            if served.len() > 1 {
-                let groups: Vec<String> = served
-                    .values()
-                    .map(|v| {
-                        v.iter()
-                            .map(|s| s.endpoint.as_str())
-                            .collect::<Vec<_>>()
-                            .join(" ")
-                    })
-                    .collect();
-                return Err(ClientError::Inconsistent(groups.join(" | ")));
-            }
-            return Err(self.not_enough(&all, usable.len()));
-        }
+        let (served_keys, usable) = self.agreed(&all, |k| &k.bls12_381_g2)?;
         let keys = BlsKeys::decode(served_keys).map_err(|e| {
             let who: Vec<&str> = usable.iter().map(|s| s.endpoint.as_str()).collect();
             ClientError::Failed(format!("{}: BLS keys: {e}", who.join(" ")))
         })?;
-        Ok((keys, usable.clone()))
+        Ok((keys, usable))
     }
 
     /// The network's BLS public key (what files are encrypted to).

@@ -49,6 +49,7 @@ fn boot() {
     mounts::mount_early();
     system::disable_ctrl_alt_del();
     system::set_hostname();
+    system::raise_open_files();
 
     modules::load_all();
     mounts::mount_configfs();

@@ -1,9 +1,11 @@
-//! Small pieces of system identity and policy: Ctrl-Alt-Del, the hostname, /etc/hosts.
+//! Small pieces of system identity and policy: Ctrl-Alt-Del, the hostname, /etc/hosts, the
+//! open-file limit keynode inherits.
 
 use std::fs::{self, OpenOptions};
 use std::io::{ErrorKind, Write};
 
 use nix::sys::reboot::set_cad_enabled;
+use nix::sys::resource::{Resource, setrlimit};
 
 use crate::log::{io_error, log};
 
@@ -15,6 +17,18 @@ pub const HOSTNAME: &str = "keynet";
 pub fn disable_ctrl_alt_del() {
     if let Err(error) = set_cad_enabled(false) {
         log!("disable Ctrl-Alt-Del: {error}");
+    }
+}
+
+/// Open files keynode may hold (soft and hard limit): one per client or peer connection
+/// (keynode's connection table fits itself under this, less a reserve), plus its own files.
+/// The kernel's default of 1,024 let a stranger exhaust it with idle connections.
+pub const OPEN_FILES: u64 = 65_536;
+
+/// Raises init's open-file limit to [`OPEN_FILES`]; keynode, started later, inherits it.
+pub fn raise_open_files() {
+    if let Err(error) = setrlimit(Resource::RLIMIT_NOFILE, OPEN_FILES, OPEN_FILES) {
+        log!("raise the open-file limit to {OPEN_FILES}: {error}");
     }
 }
 

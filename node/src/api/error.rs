@@ -52,10 +52,18 @@ impl ApiError {
     }
 }
 
-/// A user's authorisation refused: `auth_refused`, naming why.
+/// A user's authorisation refused: `auth_refused`, naming why; or, when a limit of the
+/// node stopped it (the authorisation may be fine), `rate_limited` for the user's own
+/// share and `overloaded` for the node's whole budget.
 impl From<keynet_protocol::auth::AuthError> for ApiError {
     fn from(e: keynet_protocol::auth::AuthError) -> Self {
-        ApiError::new(ErrorCode::AuthRefused, e.to_string())
+        use keynet_protocol::auth::AuthError;
+        let code = match e {
+            AuthError::AddressBusy { .. } => ErrorCode::RateLimited,
+            AuthError::NodeBusy { .. } => ErrorCode::Overloaded,
+            _ => ErrorCode::AuthRefused,
+        };
+        ApiError::new(code, e.to_string())
     }
 }
 

@@ -12,11 +12,11 @@ use keynet_protocol::api::{self, ErrorCode};
 use keynet_threshold::dkg::Participant;
 use serde::de::DeserializeOwned;
 
-use super::{ApiError, Conn};
+use super::{ApiError, BodyLimit, Conn};
 use crate::state::NodeState;
 
 /// A JSON body of type `T`, parsed (and so checked: the request types check themselves
-/// while parsing). Refused as `payload_too_large` over [`api::MAX_BODY`], else
+/// while parsing). Refused as `payload_too_large` over the route's limit, else
 /// `bad_request` naming the field, line and column.
 pub struct Body<T>(pub T);
 
@@ -49,13 +49,17 @@ fn parse<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
     serde_json::from_slice(bytes).map_err(ApiError::bad_request)
 }
 
-/// The whole body, within the router's limit.
+/// The whole body, within the route's limit.
 async fn read<S: Send + Sync>(req: Request, state: &S) -> Result<Bytes, ApiError> {
+    let limit = req
+        .extensions()
+        .get::<BodyLimit>()
+        .map_or(api::MAX_BODY, |l| l.0);
     Bytes::from_request(req, state).await.map_err(|rejection| {
         if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
             ApiError::new(
                 ErrorCode::PayloadTooLarge,
-                format!("the body is larger than {} bytes", api::MAX_BODY),
+                format!("the body is larger than this route's {limit} bytes"),
             )
         } else {
             ApiError::bad_request(format!(
@@ -67,7 +71,8 @@ async fn read<S: Send + Sync>(req: Request, state: &S) -> Result<Bytes, ApiError
 }
 
 /// The participant index of the peer node behind this connection: peer routes need an
-/// admitted node certificate, of a node that is in the registry now.
+/// admitted node certificate, of a node that is in the registry now, staked at least the
+/// minimum, at the endpoint its evidence carries.
 pub struct Peer(pub Participant);
 
 impl FromRequestParts<Arc<NodeState>> for Peer {
@@ -77,18 +82,36 @@ impl FromRequestParts<Arc<NodeState>> for Peer {
         parts: &mut Parts,
         state: &Arc<NodeState>,
     ) -> Result<Self, ApiError> {
-        let id = parts
+        let peer = parts
             .extensions
             .get::<Conn>()
-            .and_then(|c| c.peer)
+            .and_then(|c| c.peer.as_ref())
             .ok_or_else(|| {
                 ApiError::new(
                     ErrorCode::PeerOnly,
                     "this route is for registry nodes presenting their attested certificate",
                 )
             })?;
-        state.registry().participant(&id).map(Peer).ok_or_else(|| {
-            ApiError::new(ErrorCode::NotMember, format!("{id} is not in the registry"))
-        })
+        // Admitted when the connection opened; checked again under the registry in force
+        // now, so a node removed, cut below the minimum stake or moved is refused on a
+        // connection it kept alive.
+        let registry = state.registry();
+        registry
+            .check_peer(&peer.identity, &peer.endpoint)
+            .map_err(|refusal| {
+                ApiError::new(
+                    ErrorCode::NotMember,
+                    format!("{}: {refusal}", peer.identity),
+                )
+            })?;
+        registry
+            .participant(&peer.identity)
+            .map(Peer)
+            .ok_or_else(|| {
+                ApiError::new(
+                    ErrorCode::NotMember,
+                    format!("{} is not in the registry", peer.identity),
+                )
+            })
     }
 }

@@ -24,8 +24,8 @@ pub(super) async fn health(State(s): State<Arc<NodeState>>) -> Json<Health> {
     Json(s.health())
 }
 
-/// Fresh evidence bound to the client's nonce and to this connection's exporter value. The
-/// secure processor is asked off the async workers.
+/// Fresh evidence bound to the client's nonce and to this connection's exporter value,
+/// metered ([`crate::attest`]).
 pub(super) async fn attestation(
     State(s): State<Arc<NodeState>>,
     Extension(conn): Extension<Conn>,
@@ -43,15 +43,8 @@ pub(super) async fn attestation(
             format!("nonce is {} bytes; 16 to 64 required", nonce.len()),
         ));
     }
-    let state = s.clone();
-    let evidence = tokio::task::spawn_blocking(move || {
-        state
-            .tls()
-            .fresh_evidence(state.provider(), &nonce, &conn.exporter)
-    })
-    .await
-    .map_err(ApiError::internal)?
-    .map_err(|e| ApiError::new(ErrorCode::EvidenceUnavailable, e.to_string()))?;
+    let evidence =
+        crate::attest::fresh(&s, conn.addr, &conn.last_report, nonce, conn.exporter).await?;
     let (platform, warning) = s.platform();
     Ok(Json(Attestation {
         evidence: base64::engine::general_purpose::STANDARD.encode(evidence.encode()),

@@ -18,11 +18,12 @@ use base64::Engine;
 use http_body_util::BodyExt;
 use k256::ecdsa::SigningKey;
 use keynet_eth::{address_of, eip191_sign};
+use keynet_net::verify::Admitted;
 use keynet_protocol::api::{
     self, Ack, Attestation, BlsShare, DkgBody, DkgState, ErrorBody, ErrorCode, Health, NodeInfo,
     PeerCommitments, PeerDkg, PermissionsSet, Route, SignShare, route,
 };
-use keynet_protocol::auth::{AuthMessage, AuthVerifier, SignedAuth};
+use keynet_protocol::auth::{AuthMessage, AuthVerifier, ReplayLimits, SignedAuth};
 use keynet_protocol::registry::{IdentityKey, NodeEntry, Registry, Stake};
 use keynet_protocol::request::{
     Authorised, BlsSignRequest, DecryptRequest, KeyRef, PermissionsRequest, SignRequest,
@@ -119,6 +120,11 @@ struct Fixture {
 
 impl Fixture {
     fn new(with_keys: bool) -> Fixture {
+        Self::with_replay(with_keys, ReplayLimits::default())
+    }
+
+    /// A node that remembers at most `limits` unexpired authorisations.
+    fn with_replay(with_keys: bool, limits: ReplayLimits) -> Fixture {
         let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
         let chip = platform();
         let fail = Arc::new(AtomicBool::new(false));
@@ -170,9 +176,12 @@ impl Fixture {
                 .unwrap_or_else(|e| panic!("{e}"))
                 .with_limits(2, 100),
             store,
-            auth: AuthVerifier::new(DOMAIN, NETWORK, 600, 60),
+            auth: AuthVerifier::with_replay(DOMAIN, NETWORK, 600, 60, limits, 0, u64::MAX),
             dkg: DkgService::new(Duration::from_secs(5)),
             signing: SignService::new(Duration::from_millis(200)),
+            attest: crate::attest::AttestMeter::new(
+                crate::config::LimitsSection::default().attest(),
+            ),
         }));
         // The clocks of the services, as a running node has them.
         tokio::spawn(crate::sign::ticker(state.clone()));
@@ -312,14 +321,19 @@ impl Fixture {
             .body(HttpBody::from(body))
             .unwrap_or_else(|e| panic!("{e}"));
         req.extensions_mut().insert(Conn {
+            addr: std::net::IpAddr::from([127, 0, 0, 1]),
+            last_report: Arc::default(),
             exporter: [9; 32],
-            peer: peer.map(|p| {
-                self.registry
-                    .nodes
-                    .get(usize::from(p) - 1)
-                    .map(|e| e.identity_key)
-                    // Beyond the registry: a node the registry does not list.
-                    .unwrap_or_else(|| IdentityKey::from_verifying_key(key(77).verifying_key()))
+            peer: peer.map(|p| match self.registry.nodes.get(usize::from(p) - 1) {
+                Some(e) => Admitted {
+                    identity: e.identity_key,
+                    endpoint: e.endpoint.clone(),
+                },
+                // Beyond the registry: a node the registry does not list.
+                None => Admitted {
+                    identity: IdentityKey::from_verifying_key(key(77).verifying_key()),
+                    endpoint: "127.0.0.1:7077".into(),
+                },
             }),
         });
         let resp = router(self.state.clone())
@@ -395,7 +409,7 @@ const CONDITIONAL: &[ErrorCode] = &[
 ];
 
 /// The codes no request can provoke, and why.
-const UNREACHABLE: [(ErrorCode, &str); 2] = [
+const UNREACHABLE: [(ErrorCode, &str); 3] = [
     (
         ErrorCode::Duplicate,
         "a second session needs the same authorisation, which the nonce check refuses first",
@@ -403,6 +417,10 @@ const UNREACHABLE: [(ErrorCode, &str); 2] = [
     (
         ErrorCode::SigningFailed,
         "the library's refusal of commitments that decode; kept as its answer",
+    ),
+    (
+        ErrorCode::RequestTimeout,
+        "given by the listener around the router (tests/limits.rs meets it on a running node)",
     ),
 ];
 
@@ -844,6 +862,41 @@ async fn every_route_refuses_in_the_api_shape_and_every_code_is_given() {
     );
     assert!(!e.message.is_empty());
 
+    // The replay memory's limits: the user's share used up, then the node's.
+    {
+        let small = Fixture::with_replay(
+            true,
+            ReplayLimits {
+                per_address: 1,
+                total: 2,
+            },
+        );
+        let path = route::Permissions::PATH;
+        let (a, b, c) = (key(61), key(62), key(63));
+        let set = |user: &SigningKey, name: &str| {
+            json(&small.authorised(user, small.permissions(user, name, 1, NETWORK)))
+        };
+        let (status, _) = small.send("POST", path, set(&a, "a1"), None).await;
+        assert_eq!(status, 200);
+        let e = seen.refused(
+            path,
+            small.send("POST", path, set(&a, "a2"), None).await,
+            ErrorCode::RateLimited,
+        );
+        assert!(
+            e.message.contains("unexpired authorisations"),
+            "{}",
+            e.message
+        );
+        let (status, _) = small.send("POST", path, set(&b, "b1"), None).await;
+        assert_eq!(status, 200);
+        seen.refused(
+            path,
+            small.send("POST", path, set(&c, "c1"), None).await,
+            ErrorCode::Overloaded,
+        );
+    }
+
     // Each route gave every code it can give...
     let all_posts: BTreeSet<ErrorCode> = [
         ErrorCode::BadRequest,
@@ -888,6 +941,8 @@ async fn every_route_refuses_in_the_api_shape_and_every_code_is_given() {
                 ErrorCode::StaleSeq,
                 ErrorCode::PkpLimit,
                 ErrorCode::Internal,
+                ErrorCode::RateLimited,
+                ErrorCode::Overloaded,
             ],
         ),
         (route::DecryptShare::PATH, CONDITIONAL),
@@ -971,4 +1026,21 @@ async fn a_signing_share_is_given_once_every_participant_committed() {
     let err: ErrorBody = serde_json::from_slice(&body).unwrap_or_else(|e| panic!("{e}"));
     assert_eq!((status, err.code), (401, ErrorCode::AuthRefused));
     assert!(err.message.contains("replayed"), "{}", err.message);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_peer_cut_below_the_minimum_stake_is_refused_on_its_open_connection() {
+    // The connection was admitted when node 2 was staked; the registry in force now cuts
+    // its stake, and its next request on the same connection is refused.
+    let f = Fixture::new(true);
+    let path = route::PeerCommitments::PATH;
+    let (status, _) = f.send("POST", path, b"{}".to_vec(), Some(2)).await;
+    assert_eq!(status, 400, "staked: it gets as far as the body");
+    let mut cut = f.registry.clone();
+    cut.min_stake = Stake::from_wei(11);
+    f.state.set_registry(cut);
+    let (status, body) = f.send("POST", path, b"{}".to_vec(), Some(2)).await;
+    let e: ErrorBody = serde_json::from_slice(&body).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!((status, e.code), (403, ErrorCode::NotMember));
+    assert!(e.message.contains("stake"), "{}", e.message);
 }

@@ -20,6 +20,16 @@ pub struct Cluster {
 impl Cluster {
     /// Writes a dev network of `n` nodes (signing waits `wait_ms` for peers) and starts it.
     pub fn start(n: usize, wait_ms: u64) -> Cluster {
+        let mut cluster = Cluster::create(n, wait_ms, "");
+        for i in 0..n {
+            cluster.start_node(i);
+        }
+        cluster
+    }
+
+    /// Writes a dev network of `n` nodes (signing waits `wait_ms` for peers; `limits`, TOML
+    /// lines, go in every node's `[limits]`), starting none.
+    pub fn create(n: usize, wait_ms: u64, limits: &str) -> Cluster {
         let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
         let base = free_ports(n as u16);
         let net = keynode::devnet::create(n, dir.path(), base, 2048, None)
@@ -28,19 +38,15 @@ impl Cluster {
             let text = std::fs::read_to_string(c).unwrap_or_default();
             let text = text.replace(
                 "[threshold]\n",
-                &format!("[threshold]\nsigning_wait_ms = {wait_ms}\n"),
+                &format!("[limits]\n{limits}\n[threshold]\nsigning_wait_ms = {wait_ms}\n"),
             );
             std::fs::write(c, text).unwrap_or_else(|e| panic!("{e}"));
         }
-        let mut cluster = Cluster {
+        Cluster {
             dir,
             n,
             nodes: (0..n).map(|_| None).collect(),
-        };
-        for i in 0..n {
-            cluster.start_node(i);
         }
-        cluster
     }
 
     pub fn path(&self, p: &str) -> PathBuf {
@@ -57,9 +63,23 @@ impl Cluster {
 
     /// Starts node `i` with extra environment variables.
     pub fn start_node_with(&mut self, i: usize, env: &[(&str, &str)]) {
+        self.spawn(i, env, Command::new(env!("CARGO_BIN_EXE_keynode")));
+    }
+
+    /// Starts node `i` with at most `files` open files (util-linux `prlimit`, which execs
+    /// keynode: the child's PID is keynode's).
+    pub fn start_node_with_open_files(&mut self, i: usize, files: u64) {
+        let mut c = Command::new("prlimit");
+        c.arg(format!("--nofile={files}:{files}"))
+            .arg("--")
+            .arg(env!("CARGO_BIN_EXE_keynode"));
+        self.spawn(i, &[], c);
+    }
+
+    fn spawn(&mut self, i: usize, env: &[(&str, &str)], mut command: Command) {
         let log = std::fs::File::create(self.path(&format!("node-{i}.log")))
             .unwrap_or_else(|e| panic!("{e}"));
-        let child = Command::new(env!("CARGO_BIN_EXE_keynode"))
+        let child = command
             .args(["run", "--config"])
             .arg(self.config(i))
             .envs(env.iter().copied())

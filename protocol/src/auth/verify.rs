@@ -1,12 +1,12 @@
 //! Checking an authorisation as a node: signature, then every field against what this node
-//! expects, then the nonce against replays.
+//! expects, then the nonce against replays ([`super::replay`]).
 
-use std::collections::BTreeMap;
 use std::sync::Mutex;
 
 use serde::{Deserialize, Serialize};
 
 use super::message::{AuthMessage, ParseError};
+use super::replay::{ReplayLimits, Seen};
 use keynet_eth::{Address, eip191_recover};
 
 /// An authorisation as sent with a request.
@@ -93,6 +93,57 @@ pub enum AuthError {
         /// The nonce.
         nonce: String,
     },
+    /// Issued at or before the node's replay floor: it may have been accepted before the
+    /// node restarted.
+    #[error(
+        "auth issued at {issued_at}, not after this node's replay floor {floor} (it restarted; \
+         authorisations issued before then are refused as possible replays): sign a new one"
+    )]
+    BeforeRestart {
+        /// Unix seconds.
+        issued_at: u64,
+        /// Unix seconds.
+        floor: u64,
+    },
+    /// Issued after the node's sealed replay horizon (the user's clock is ahead).
+    #[error(
+        "auth issued at {issued_at}, after this node's replay horizon {horizon} (is the \
+         signer's clock ahead?)"
+    )]
+    BeyondHorizon {
+        /// Unix seconds.
+        issued_at: u64,
+        /// Unix seconds.
+        horizon: u64,
+    },
+    /// This address has as many unexpired authorisations remembered as the node allows.
+    #[error(
+        "auth: {address} has {limit} unexpired authorisations at this node already; wait for \
+         some to expire (shorter lifetimes help)"
+    )]
+    AddressBusy {
+        /// The user.
+        address: String,
+        /// The limit.
+        limit: usize,
+    },
+    /// The node remembers as many unexpired authorisations as it allows.
+    #[error("auth: this node remembers {limit} unexpired authorisations already; retry later")]
+    NodeBusy {
+        /// The limit.
+        limit: usize,
+    },
+}
+
+impl AuthError {
+    /// True if the authorisation may be fine and a limit of the node stopped it (a retry
+    /// later can succeed); false if the authorisation itself is refused.
+    pub fn is_limit(&self) -> bool {
+        matches!(
+            self,
+            AuthError::AddressBusy { .. } | AuthError::NodeBusy { .. }
+        )
+    }
 }
 
 /// A node's checker: what it expects, and the nonces it has seen (until they expire).
@@ -102,20 +153,60 @@ pub struct AuthVerifier {
     network: String,
     max_lifetime: u64,
     clock_skew: u64,
-    used: Mutex<BTreeMap<(Address, String), u64>>,
+    seen: Mutex<Seen>,
 }
 
 impl AuthVerifier {
     /// Expects `domain` and `network`; lifetimes up to `max_lifetime` seconds; issuance up
-    /// to `clock_skew` seconds in the future.
+    /// to `clock_skew` seconds in the future. Remembers nonces within the default
+    /// [`ReplayLimits`] and in memory only: a node that restarts must use
+    /// [`AuthVerifier::with_replay`].
     pub fn new(domain: &str, network: &str, max_lifetime: u64, clock_skew: u64) -> Self {
+        Self::with_replay(
+            domain,
+            network,
+            max_lifetime,
+            clock_skew,
+            ReplayLimits::default(),
+            0,
+            u64::MAX,
+        )
+    }
+
+    /// Like [`AuthVerifier::new`], remembering nonces within `limits`, and accepting issue
+    /// times after `floor` and up to `horizon` (see [`super::replay`] for the rule).
+    pub fn with_replay(
+        domain: &str,
+        network: &str,
+        max_lifetime: u64,
+        clock_skew: u64,
+        limits: ReplayLimits,
+        floor: u64,
+        horizon: u64,
+    ) -> Self {
         AuthVerifier {
             domain: domain.to_owned(),
             network: network.to_owned(),
             max_lifetime,
             clock_skew,
-            used: Mutex::new(BTreeMap::new()),
+            seen: Mutex::new(Seen::new(limits, floor, horizon)),
         }
+    }
+
+    /// Raises the horizon (after its new value is sealed).
+    pub fn raise_horizon(&self, horizon: u64) {
+        self.seen
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .raise_horizon(horizon);
+    }
+
+    /// The horizon in force.
+    pub fn horizon(&self) -> u64 {
+        self.seen
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .horizon()
     }
 
     /// Checks `auth` for the request with digest `request_digest` at Unix time `now`;
@@ -179,18 +270,14 @@ impl AuthVerifier {
                 max: self.max_lifetime,
             });
         }
-        // A poisoned lock only means another thread panicked mid-insert; the map is
-        // still a valid set of used nonces.
-        let mut used = self.used.lock().unwrap_or_else(|p| p.into_inner());
-        used.retain(|_, expiry| *expiry > now);
-        let k = (m.address, m.nonce);
-        if used.contains_key(&k) {
-            return Err(AuthError::Replay {
-                address: k.0.to_checksum(),
-                nonce: k.1,
-            });
-        }
-        used.insert(k, m.expires_at);
+        // A poisoned lock only means another thread panicked between two whole updates.
+        self.seen.lock().unwrap_or_else(|p| p.into_inner()).record(
+            m.address,
+            &m.nonce,
+            m.issued_at,
+            m.expires_at,
+            now,
+        )?;
         Ok(m.address)
     }
 }

@@ -1,0 +1,182 @@
+//! Fresh evidence for whoever asks (`GET /v1/attestation`), metered: each report is a
+//! request to the secure processor, which answers one at a time, so a stranger asking
+//! thousands of times must not make an honest client wait behind them.
+//!
+//! ```text
+//!   request ─► this connection had a report less than `per_connection` ago? ─► 429
+//!           ─► its address has `per_address` reports queued or running?       ─► 429
+//!           ─► `queue` reports queued or running in all?                      ─► 503
+//!           ─► wait for one of `concurrent` permits (FIFO) ─► report (blocking pool)
+//! ```
+//!
+//! Per-address shares keep one address from filling the queue; the FIFO semaphore keeps
+//! arrival order, so an honest client waits for at most the queue ahead of it.
+
+use std::collections::HashMap;
+use std::net::IpAddr;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use attestation_verifier::tls::evidence::Evidence;
+use keynet_protocol::api::ErrorCode;
+use tokio::sync::Semaphore;
+
+use crate::api::ApiError;
+use crate::lock;
+use crate::state::NodeState;
+
+/// How fresh evidence is metered.
+#[derive(Clone, Copy, Debug)]
+pub struct AttestLimits {
+    /// Reports made at once (the secure processor serialises them anyway).
+    pub concurrent: usize,
+    /// Reports queued or running, in all.
+    pub queue: usize,
+    /// Reports queued or running for one address.
+    pub per_address: usize,
+    /// Least time between two reports on one connection.
+    pub per_connection: Duration,
+}
+
+/// The meter.
+pub struct AttestMeter {
+    limits: AttestLimits,
+    permits: Semaphore,
+    inner: Mutex<Queued>,
+}
+
+#[derive(Default)]
+struct Queued {
+    total: usize,
+    by_address: HashMap<IpAddr, usize>,
+}
+
+/// A place in the queue; dropping it leaves.
+struct Place<'a> {
+    meter: &'a AttestMeter,
+    addr: IpAddr,
+}
+
+impl Drop for Place<'_> {
+    fn drop(&mut self) {
+        let mut q = lock(&self.meter.inner);
+        q.total -= 1;
+        if let Some(n) = q.by_address.get_mut(&self.addr) {
+            *n -= 1;
+            if *n == 0 {
+                q.by_address.remove(&self.addr);
+            }
+        }
+    }
+}
+
+/// When a connection last had a report (kept with the connection).
+#[derive(Debug, Default)]
+pub struct LastReport(Mutex<Option<Instant>>);
+
+impl AttestMeter {
+    /// A meter with `limits`.
+    pub fn new(limits: AttestLimits) -> AttestMeter {
+        AttestMeter {
+            limits,
+            permits: Semaphore::new(limits.concurrent.max(1)),
+            inner: Mutex::new(Queued::default()),
+        }
+    }
+
+    fn enter(&self, addr: IpAddr) -> Result<Place<'_>, ApiError> {
+        let mut q = lock(&self.inner);
+        let mine = q.by_address.get(&addr).copied().unwrap_or(0);
+        if mine >= self.limits.per_address {
+            return Err(ApiError::new(
+                ErrorCode::RateLimited,
+                format!(
+                    "{addr} has {mine} fresh reports queued or running here (at most {}); \
+                     retry when they are done",
+                    self.limits.per_address
+                ),
+            ));
+        }
+        if q.total >= self.limits.queue {
+            return Err(ApiError::new(
+                ErrorCode::Overloaded,
+                format!(
+                    "{} fresh reports are queued or running here (at most {}); retry shortly",
+                    q.total, self.limits.queue
+                ),
+            ));
+        }
+        q.total += 1;
+        *q.by_address.entry(addr).or_default() += 1;
+        Ok(Place { meter: self, addr })
+    }
+}
+
+/// A fresh report bound to `nonce` and the connection's `exporter`, within the limits.
+pub async fn fresh(
+    state: &Arc<NodeState>,
+    addr: IpAddr,
+    last: &LastReport,
+    nonce: Vec<u8>,
+    exporter: [u8; attestation_verifier::tls::binding::EXPORTER_LEN],
+) -> Result<Evidence, ApiError> {
+    let meter = state.attest();
+    {
+        let mut last = lock(&last.0);
+        let now = Instant::now();
+        if let Some(t) = *last
+            && now.saturating_duration_since(t) < meter.limits.per_connection
+        {
+            return Err(ApiError::new(
+                ErrorCode::RateLimited,
+                format!(
+                    "one fresh report per connection every {} ms",
+                    meter.limits.per_connection.as_millis()
+                ),
+            ));
+        }
+        *last = Some(now);
+    }
+    let _place = meter.enter(addr)?;
+    let _permit = meter
+        .permits
+        .acquire()
+        .await
+        .map_err(|e| ApiError::internal(format!("attestation queue: {e}")))?;
+    let st = state.clone();
+    tokio::task::spawn_blocking(move || st.tls().fresh_evidence(st.provider(), &nonce, &exporter))
+        .await
+        .map_err(ApiError::internal)?
+        .map_err(|e| ApiError::new(ErrorCode::EvidenceUnavailable, e.to_string()))
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn shares_per_address_and_in_all_are_kept() {
+        let m = AttestMeter::new(AttestLimits {
+            concurrent: 1,
+            queue: 3,
+            per_address: 2,
+            per_connection: Duration::from_secs(1),
+        });
+        let a = IpAddr::from([10, 0, 0, 1]);
+        let b = IpAddr::from([10, 0, 0, 2]);
+        let p1 = m.enter(a).unwrap();
+        let _p2 = m.enter(a).unwrap();
+        assert_eq!(
+            m.enter(a).err().map(|e| e.code()),
+            Some(ErrorCode::RateLimited)
+        );
+        let _p3 = m.enter(b).unwrap();
+        assert_eq!(
+            m.enter(IpAddr::from([10, 0, 0, 3])).err().map(|e| e.code()),
+            Some(ErrorCode::Overloaded)
+        );
+        drop(p1);
+        assert!(m.enter(a).is_ok(), "a place freed is a place again");
+    }
+}
