@@ -67,6 +67,20 @@ pub struct LimitsSection {
     pub attest_per_address: usize,
     /// Least time between two fresh reports on one connection, milliseconds.
     pub attest_per_connection_ms: u64,
+    /// Signing sessions open at once for one user address.
+    pub signing_sessions_per_address: usize,
+    /// Signing sessions open at once, in all.
+    pub signing_sessions_total: usize,
+    /// Derived keys with permissions, per owner.
+    pub pkp_keys_per_owner: usize,
+    /// Derived keys with permissions, in all.
+    pub pkp_keys: usize,
+    /// Bytes of sealed permission records, in all.
+    pub pkp_bytes: usize,
+    /// Permission changes waiting for the disk at once.
+    pub pkp_queued: usize,
+    /// Permission changes taken per second (a burst of twice that).
+    pub pkp_changes_per_second: u32,
 }
 
 impl Default for LimitsSection {
@@ -84,6 +98,13 @@ impl Default for LimitsSection {
             attest_queue: 64,
             attest_per_address: 2,
             attest_per_connection_ms: 1_000,
+            signing_sessions_per_address: 32,
+            signing_sessions_total: 4_096,
+            pkp_keys_per_owner: 1_024,
+            pkp_keys: 1_048_576,
+            pkp_bytes: 256 << 20,
+            pkp_queued: 64,
+            pkp_changes_per_second: 50,
         }
     }
 }
@@ -440,7 +461,53 @@ impl LimitsSection {
             self.attest_per_connection_ms,
             0,
             3_600_000,
+        )?;
+        in_range(
+            "limits.signing_sessions_total",
+            self.signing_sessions_total,
+            1,
+            1_000_000,
+        )?;
+        in_range(
+            "limits.signing_sessions_per_address",
+            self.signing_sessions_per_address,
+            1,
+            self.signing_sessions_total,
+        )?;
+        in_range("limits.pkp_keys", self.pkp_keys, 1, 100_000_000)?;
+        in_range(
+            "limits.pkp_keys_per_owner",
+            self.pkp_keys_per_owner,
+            1,
+            self.pkp_keys,
+        )?;
+        in_range("limits.pkp_bytes", self.pkp_bytes, 1 << 10, 1 << 40)?;
+        in_range("limits.pkp_queued", self.pkp_queued, 1, 100_000)?;
+        in_range(
+            "limits.pkp_changes_per_second",
+            self.pkp_changes_per_second,
+            1,
+            1_000_000,
         )
+    }
+
+    /// The permissions' budgets.
+    pub fn pkp(&self) -> crate::pkp::PkpLimits {
+        crate::pkp::PkpLimits {
+            per_owner: self.pkp_keys_per_owner,
+            keys: self.pkp_keys,
+            bytes: self.pkp_bytes,
+            queued: self.pkp_queued,
+            per_second: self.pkp_changes_per_second,
+        }
+    }
+
+    /// The signing sessions' limits.
+    pub fn sessions(&self) -> crate::sign::SessionLimits {
+        crate::sign::SessionLimits {
+            per_address: self.signing_sessions_per_address,
+            total: self.signing_sessions_total,
+        }
     }
 
     /// The fresh-evidence meter's limits.

@@ -164,7 +164,8 @@ pub async fn start(c: Config) -> Result<Running> {
     let th = &c.threshold;
     let keys = NetworkKeys::load(&store, &registry.network_id, registry.epoch)
         .context("reading the sealed network keys")?;
-    let pkp = Permissions::load(&store).context("reading the sealed key permissions")?;
+    let pkp =
+        Permissions::load(&store, c.limits.pkp()).context("reading the sealed key permissions")?;
     let lead = crate::replay::lead(th.auth_clock_skew_seconds);
     let floor = crate::replay::floor(&store).context("reading the sealed replay horizon")?;
     crate::replay::wait_past(floor, lead).await;
@@ -192,7 +193,10 @@ pub async fn start(c: Config) -> Result<Running> {
         peer_verifier,
         store,
         dkg: DkgService::new(Duration::from_secs(th.dkg_round_timeout_seconds)),
-        signing: SignService::new(Duration::from_millis(th.signing_wait_ms)),
+        signing: SignService::new(
+            Duration::from_millis(th.signing_wait_ms),
+            c.limits.sessions(),
+        ),
         pkp,
         attest: AttestMeter::new(c.limits.attest()),
     }));

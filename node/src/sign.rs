@@ -17,6 +17,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use keynet_eth::Address;
 use keynet_protocol::api::{ErrorCode, PeerCommitments, SignShare, SigningCounters, route};
 use keynet_protocol::registry::{IdentityKey, Registry};
 use keynet_protocol::request::{Authorised, SignRequest, Verified};
@@ -42,17 +43,38 @@ pub struct SignService {
     signer: Mutex<Option<Signer>>,
     /// Each waiting handler, by request id.
     waiters: Mutex<HashMap<[u8; 32], Waiting>>,
+    /// Open sessions per user, within `limits`.
+    open: Mutex<OpenSessions>,
+    limits: SessionLimits,
     tokens: AtomicU64,
     wait: Duration,
     shares_issued: AtomicU64,
     dropped_unverified: AtomicU64,
 }
 
+/// How many signing sessions may be open at once: each holds nonces and a waiting handler
+/// for up to the signing wait, and sends commitments to every other participant.
+#[derive(Clone, Copy, Debug)]
+pub struct SessionLimits {
+    /// For one user address.
+    pub per_address: usize,
+    /// In all.
+    pub total: usize,
+}
+
+#[derive(Default)]
+struct OpenSessions {
+    total: usize,
+    by_user: HashMap<Address, usize>,
+}
+
 /// The one handler waiting for a session's outcome; its entry leaves the table with it
-/// (its own entry only: the token tells it from a later waiter of the same id).
+/// (its own entry only: the token tells it from a later waiter of the same id), and its
+/// user's open-session count goes down.
 struct Waiter<'a> {
     service: &'a SignService,
     id: [u8; 32],
+    user: Address,
     token: u64,
     outcome: oneshot::Receiver<Outcome>,
 }
@@ -63,15 +85,26 @@ impl Drop for Waiter<'_> {
         if waiters.get(&self.id).is_some_and(|(t, _)| *t == self.token) {
             waiters.remove(&self.id);
         }
+        drop(waiters);
+        let mut open = lock(&self.service.open);
+        open.total -= 1;
+        if let Some(n) = open.by_user.get_mut(&self.user) {
+            *n -= 1;
+            if *n == 0 {
+                open.by_user.remove(&self.user);
+            }
+        }
     }
 }
 
 impl SignService {
-    /// Sessions and held commitments last at most `wait`.
-    pub fn new(wait: Duration) -> Self {
+    /// Sessions and held commitments last at most `wait`; at most `limits` are open.
+    pub fn new(wait: Duration, limits: SessionLimits) -> Self {
         SignService {
             signer: Mutex::new(None),
             waiters: Mutex::new(HashMap::new()),
+            open: Mutex::new(OpenSessions::default()),
+            limits,
             tokens: AtomicU64::new(0),
             wait,
             shares_issued: AtomicU64::new(0),
@@ -97,10 +130,44 @@ impl SignService {
         lock(&self.waiters).len()
     }
 
-    /// Registers the one waiter of request `id`.
-    fn waiter(&self, id: [u8; 32]) -> Result<Waiter<'_>, ApiError> {
+    /// Registers the one waiter of request `id` from `user`, within the session limits.
+    fn waiter(&self, id: [u8; 32], user: Address) -> Result<Waiter<'_>, ApiError> {
+        {
+            let mut open = lock(&self.open);
+            let mine = open.by_user.get(&user).copied().unwrap_or(0);
+            if mine >= self.limits.per_address {
+                return Err(ApiError::new(
+                    ErrorCode::RateLimited,
+                    format!(
+                        "{} has {mine} signing sessions open here (at most {}); retry when \
+                         they are done",
+                        user.to_checksum(),
+                        self.limits.per_address
+                    ),
+                ));
+            }
+            if open.total >= self.limits.total {
+                return Err(ApiError::new(
+                    ErrorCode::Overloaded,
+                    format!(
+                        "{} signing sessions are open here (at most {}); retry shortly",
+                        open.total, self.limits.total
+                    ),
+                ));
+            }
+            open.total += 1;
+            *open.by_user.entry(user).or_default() += 1;
+        }
         let (tx, rx) = oneshot::channel();
         let token = self.tokens.fetch_add(1, Ordering::Relaxed);
+        // From here the waiter owns its count: dropped on any path below, it gives it back.
+        let waiter = Waiter {
+            service: self,
+            id,
+            user,
+            token,
+            outcome: rx,
+        };
         match lock(&self.waiters).entry(id) {
             Entry::Occupied(_) => {
                 return Err(ApiError::new(
@@ -112,12 +179,7 @@ impl SignService {
                 v.insert((token, tx));
             }
         }
-        Ok(Waiter {
-            service: self,
-            id,
-            token,
-            outcome: rx,
-        })
+        Ok(waiter)
     }
 
     /// Completes waiters and counts drops.
@@ -207,7 +269,7 @@ pub async fn sign(
     }
     let package = derive_key_package(&keys.frost, &key.key_id()).map_err(ApiError::internal)?;
     let svc = state.signing();
-    let mut waiter = svc.waiter(verified.id())?;
+    let mut waiter = svc.waiter(verified.id(), user)?;
     let begun = match lock(&svc.signer).as_mut() {
         None => {
             return Err(ApiError::new(ErrorCode::NoKeys, "signing is not open yet"));

@@ -10,6 +10,9 @@
 //!   is killed (SIGKILL) and restarted.
 //! - 1,000 concurrent requests for fresh evidence, from one address and from many, are
 //!   metered (429/503 in the API's shape) and a new client is still verified and served.
+//! - A flood of permission writes from fresh wallets leaves signing working (its latency
+//!   printed beside the quiet figure) and a new user served; a sealed permission record put
+//!   back from an older copy stops the node at start, naming it.
 
 use std::net::{Ipv4Addr, SocketAddr};
 use std::sync::Arc;
@@ -468,5 +471,140 @@ fn a_flood_of_fresh_evidence_requests_is_metered_and_a_new_client_is_served() {
             assert!(by_status.contains_key(&200), "{during}: {by_status:?}");
             still_running(&mut cluster, during);
         }
+    });
+}
+
+/// Latency percentiles of `samples`, milliseconds.
+fn percentiles(mut samples: Vec<Duration>) -> (u128, u128) {
+    samples.sort();
+    let at = |q: f64| {
+        let i = ((samples.len() as f64 * q).ceil() as usize).clamp(1, samples.len()) - 1;
+        samples[i].as_millis()
+    };
+    (at(0.5), at(0.99))
+}
+
+/// `count` signings by `user`, one after another: each one's time.
+async fn signings(cluster: &Cluster, user: &k256::ecdsa::SigningKey, count: u8) -> Vec<Duration> {
+    let net = cluster.network();
+    let key =
+        KeyRef::new(address_of(user.verifying_key()), "wallet").unwrap_or_else(|e| panic!("{e}"));
+    let mut took = Vec::new();
+    for i in 0..count {
+        let started = Instant::now();
+        net.sign(user, &key, [i; 32], None)
+            .await
+            .unwrap_or_else(|e| panic!("signing {i}: {e}"));
+        took.push(started.elapsed());
+    }
+    took
+}
+
+#[test]
+fn a_flood_of_permission_writes_does_not_stall_signing_and_old_records_are_refused() {
+    let mut cluster = Cluster::start(4, 5000);
+    rt().block_on(async {
+        cluster.wait_dkg().await;
+        let quiet = percentiles(signings(&cluster, &cluster.user(), 100).await);
+
+        // Eight writers, each a fresh wallet per write, to every node, until told to stop;
+        // on a runtime (and thread) of their own, so the signing client is not scheduled
+        // behind them.
+        let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let written = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let flood = {
+            let nets: Vec<_> = (0..8).map(|_| cluster.network()).collect();
+            let (stop, written) = (stop.clone(), written.clone());
+            std::thread::spawn(move || {
+                let rt = tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()
+                    .unwrap_or_else(|e| panic!("{e}"));
+                rt.block_on(async move {
+                    let mut set = JoinSet::new();
+                    for (w, net) in nets.into_iter().enumerate() {
+                        let (stop, written) = (stop.clone(), written.clone());
+                        set.spawn(async move {
+                            let mut i = 0u64;
+                            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                                i += 1;
+                                let mut seed = [0u8; 32];
+                                seed[..8]
+                                    .copy_from_slice(&(w as u64 * 1_000_000 + i).to_be_bytes());
+                                seed[31] = 1;
+                                let Ok(wallet) = k256::ecdsa::SigningKey::from_slice(&seed) else {
+                                    continue;
+                                };
+                                if let Ok(answers) =
+                                    net.set_permissions(&wallet, "k", vec![], 1).await
+                                {
+                                    let ok = answers.iter().filter(|(_, a)| a.is_ok()).count();
+                                    written.fetch_add(ok, std::sync::atomic::Ordering::Relaxed);
+                                }
+                            }
+                        });
+                    }
+                    while set.join_next().await.is_some() {}
+                })
+            })
+        };
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        // A user the nodes have never seen signs during the flood.
+        let newcomer =
+            k256::ecdsa::SigningKey::from_slice(&[42; 32]).unwrap_or_else(|e| panic!("{e}"));
+        let flooded = percentiles(signings(&cluster, &newcomer, 100).await);
+        stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        let _ = flood.join();
+        let written = written.load(std::sync::atomic::Ordering::Relaxed);
+        eprintln!(
+            "signing p50/p99: quiet {}/{} ms; during {written} permission writes from fresh \
+             wallets {}/{} ms",
+            quiet.0, quiet.1, flooded.0, flooded.1
+        );
+        assert!(written > 0, "the flood wrote nothing");
+
+        // An older copy of one sealed record put back: node 1 refuses to start.
+        let user = cluster.user();
+        let net = cluster.network();
+        net.set_permissions(&user, "rolled", vec![], 1)
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
+        let key = KeyRef::new(address_of(user.verifying_key()), "rolled")
+            .unwrap_or_else(|e| panic!("{e}"));
+        let file = cluster.path(&format!(
+            "node-0/state/pkp-{}",
+            base64::Engine::encode(
+                &base64::engine::general_purpose::URL_SAFE_NO_PAD,
+                key.key_id()
+            )
+        ));
+        let old = std::fs::read(&file).unwrap_or_else(|e| panic!("{}: {e}", file.display()));
+        net.set_permissions(&user, "rolled", vec![], 2)
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
+        cluster.stop_node(0);
+        std::fs::write(&file, old).unwrap_or_else(|e| panic!("{e}"));
+        cluster.start_node(0);
+        let deadline = Instant::now() + Duration::from_secs(30);
+        let status = loop {
+            if let Some(s) = cluster.nodes[0]
+                .as_mut()
+                .and_then(|c| c.try_wait().ok().flatten())
+            {
+                break s;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "node 1 still runs\n{}",
+                cluster.log(0)
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        };
+        assert!(!status.success());
+        assert!(
+            cluster.log(0).contains("do not match pkp-root"),
+            "{}",
+            cluster.log(0)
+        );
     });
 }

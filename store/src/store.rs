@@ -153,6 +153,20 @@ impl Store {
         result
     }
 
+    /// Removes `name` durably (fsync of the directory); absent is not an error.
+    pub fn remove(&self, name: &str) -> Result<(), StoreError> {
+        check_name(name)?;
+        let path = self.dir.join(name);
+        match fs::remove_file(&path) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+            Err(e) => return Err(io(&path)(e)),
+        }
+        File::open(&self.dir)
+            .and_then(|d| d.sync_all())
+            .map_err(io(&self.dir))
+    }
+
     /// The directory.
     pub fn dir(&self) -> &Path {
         &self.dir

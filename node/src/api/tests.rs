@@ -38,6 +38,7 @@ use serde_json::{Value, json};
 use tower::ServiceExt;
 
 use super::{Conn, router};
+use crate::config::LimitsSection;
 use crate::dkg::DkgService;
 use crate::evidence::simulated::{SimulatedOptions, SimulatedPlatform};
 use crate::evidence::{EvidenceProvider, PlatformEvidence, ProviderError, SimulatedProvider};
@@ -120,11 +121,19 @@ struct Fixture {
 
 impl Fixture {
     fn new(with_keys: bool) -> Fixture {
-        Self::with_replay(with_keys, ReplayLimits::default())
+        Self::with_limits(
+            with_keys,
+            LimitsSection {
+                // Reached without thousands of keys.
+                pkp_keys_per_owner: 2,
+                pkp_keys: 100,
+                ..LimitsSection::default()
+            },
+        )
     }
 
-    /// A node that remembers at most `limits` unexpired authorisations.
-    fn with_replay(with_keys: bool, limits: ReplayLimits) -> Fixture {
+    /// A node with `limits` (replay memory, signing sessions, fresh evidence).
+    fn with_limits(with_keys: bool, limits: LimitsSection) -> Fixture {
         let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
         let chip = platform();
         let fail = Arc::new(AtomicBool::new(false));
@@ -172,16 +181,23 @@ impl Fixture {
             endpoint: "127.0.0.1:7001".into(),
             registry: registry.clone(),
             peer_verifier: verifier,
-            pkp: Permissions::load(&store)
-                .unwrap_or_else(|e| panic!("{e}"))
-                .with_limits(2, 100),
+            pkp: Permissions::load(&store, limits.pkp()).unwrap_or_else(|e| panic!("{e}")),
             store,
-            auth: AuthVerifier::with_replay(DOMAIN, NETWORK, 600, 60, limits, 0, u64::MAX),
-            dkg: DkgService::new(Duration::from_secs(5)),
-            signing: SignService::new(Duration::from_millis(200)),
-            attest: crate::attest::AttestMeter::new(
-                crate::config::LimitsSection::default().attest(),
+            auth: AuthVerifier::with_replay(
+                DOMAIN,
+                NETWORK,
+                600,
+                60,
+                ReplayLimits {
+                    per_address: limits.auth_pending_per_address,
+                    total: limits.auth_pending_total,
+                },
+                0,
+                u64::MAX,
             ),
+            dkg: DkgService::new(Duration::from_secs(5)),
+            signing: SignService::new(Duration::from_millis(200), limits.sessions()),
+            attest: crate::attest::AttestMeter::new(limits.attest()),
         }));
         // The clocks of the services, as a running node has them.
         tokio::spawn(crate::sign::ticker(state.clone()));
@@ -864,11 +880,12 @@ async fn every_route_refuses_in_the_api_shape_and_every_code_is_given() {
 
     // The replay memory's limits: the user's share used up, then the node's.
     {
-        let small = Fixture::with_replay(
+        let small = Fixture::with_limits(
             true,
-            ReplayLimits {
-                per_address: 1,
-                total: 2,
+            LimitsSection {
+                auth_pending_per_address: 1,
+                auth_pending_total: 2,
+                ..LimitsSection::default()
             },
         );
         let path = route::Permissions::PATH;
@@ -1043,4 +1060,62 @@ async fn a_peer_cut_below_the_minimum_stake_is_refused_on_its_open_connection() 
     let e: ErrorBody = serde_json::from_slice(&body).unwrap_or_else(|e| panic!("{e}"));
     assert_eq!((status, e.code), (403, ErrorCode::NotMember));
     assert!(e.message.contains("stake"), "{}", e.message);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn open_signing_sessions_are_capped_per_user_and_in_all() {
+    // Peers never answer, so each session stays open for the signing wait (200 ms).
+    let f = Fixture::with_limits(
+        true,
+        LimitsSection {
+            signing_sessions_per_address: 1,
+            signing_sessions_total: 2,
+            ..LimitsSection::default()
+        },
+    );
+    let path = route::Sign::PATH;
+    let (a, b, c) = (key(71), key(72), key(73));
+    let sign =
+        |user: &SigningKey, n: u16| json(&f.authorised(user, f.sign(user, &[1, 2, n], NETWORK)));
+    let code = |(_, body): (u16, Vec<u8>)| {
+        serde_json::from_slice::<ErrorBody>(&body)
+            .map(|e| e.code)
+            .unwrap_or(ErrorCode::Unknown)
+    };
+    let (first, second, other, third) = tokio::join!(
+        f.send("POST", path, sign(&a, 3), None),
+        async {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+            f.send("POST", path, sign(&a, 4), None).await
+        },
+        async {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+            f.send("POST", path, sign(&b, 3), None).await
+        },
+        async {
+            tokio::time::sleep(Duration::from_millis(100)).await;
+            f.send("POST", path, sign(&c, 3), None).await
+        },
+    );
+    assert_eq!(
+        code(first),
+        ErrorCode::PeersTimeout,
+        "admitted, then no peers"
+    );
+    assert_eq!(
+        code(second),
+        ErrorCode::RateLimited,
+        "a's one session is open"
+    );
+    assert_eq!(
+        code(other),
+        ErrorCode::PeersTimeout,
+        "b has a session of its own"
+    );
+    assert_eq!(code(third), ErrorCode::Overloaded, "two are open in all");
+    // Closed sessions give their places back.
+    assert_eq!(
+        code(f.send("POST", path, sign(&a, 4), None).await),
+        ErrorCode::PeersTimeout
+    );
 }
