@@ -15,7 +15,7 @@ IMAGE_VERSION = $(shell awk '$$1 == "image-version" { print $$2 }' guest-image/i
 
 .DEFAULT_GOAL := all
 .PHONY: all image publish reproduce image-repro boot-test relock ovmf digests test test-deps \
-	check lint cargo-test ovmf-repro ovmf-fetch-test bench fuzz demo help clean disk-check
+	check lint cargo-test ovmf-repro ovmf-fetch-test bench fuzz demo help clean disk-check soak
 
 ## all: main job, same as `make image`
 all: image
@@ -126,6 +126,12 @@ bench: test-deps
 	$(CARGO) bench --locked -p keynet-threshold --bench threshold
 	$(CARGO) bench --locked -p keynode --bench threshold_network
 	$(CARGO) bench --locked -p keynet-encryption --bench throughput
+
+## soak: 7 nodes for 10 minutes under mixed load, SIGKILLs, a fast clock and a full disk; prints the table (SOAK_SECONDS, SOAK_NODES)
+soak:
+	guest-image/deps.sh
+	SOAK_SECONDS=$${SOAK_SECONDS:-600} SOAK_NODES=$${SOAK_NODES:-7} \
+		$(CARGO) test --locked -p keynode --test soak -- --nocapture
 
 ## fuzz: coverage-guided fuzzing of the verifier's parsers, 60 s per target (FUZZ_SECONDS=N)
 fuzz:

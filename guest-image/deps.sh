@@ -7,7 +7,7 @@
 #   git             listing the source tree the image is built from
 #   cpio            tests: GNU cpio reads back our initramfs (a reference reader)
 #   qemu-system-x86, ovmf  boot tests (TCG) with Debian's generic firmware
-#   libfaketime     node tests: a live node whose clock runs behind the others
+#   libfaketime     node tests and the soak: a live node whose clock runs ahead of the others
 set -euo pipefail
 # shellcheck source=guest-image/lib.sh
 . "$(dirname -- "${BASH_SOURCE[0]}")/lib.sh"

@@ -122,15 +122,30 @@ pub async fn verify_node(
     let mut nonce = [0u8; 32];
     ring::rand::SecureRandom::fill(&ring::rand::SystemRandom::new(), &mut nonce)
         .map_err(|_| unusable("no randomness for a nonce".into()))?;
-    let (status, body) = send(
-        &mut opened.sender,
-        endpoint,
-        "GET",
-        &api::attestation_path(&nonce),
-        vec![],
-        timeout,
-    )
-    .await?;
+    // A node meters fresh reports; `overloaded` and `rate_limited` mean "shortly": asked
+    // again (same nonce, same connection) for up to three seconds.
+    let mut wait = std::time::Duration::from_millis(50);
+    let give_up = std::time::Instant::now() + std::time::Duration::from_secs(3);
+    let (status, body) = loop {
+        let (status, body) = send(
+            &mut opened.sender,
+            endpoint,
+            "GET",
+            &api::attestation_path(&nonce),
+            vec![],
+            timeout,
+        )
+        .await?;
+        let busy = matches!(
+            error_body(&body).code,
+            api::ErrorCode::Overloaded | api::ErrorCode::RateLimited
+        );
+        if status == 200 || !busy || std::time::Instant::now() + wait > give_up {
+            break (status, body);
+        }
+        tokio::time::sleep(wait).await;
+        wait = (wait * 2).min(std::time::Duration::from_millis(800));
+    };
     if status != 200 {
         return Err(unusable(format!(
             "{} answered {status}: {}",

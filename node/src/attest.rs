@@ -84,10 +84,10 @@ impl AttestMeter {
         }
     }
 
-    fn enter(&self, addr: IpAddr) -> Result<Place<'_>, ApiError> {
+    fn enter(&self, addr: IpAddr, peer: bool) -> Result<Place<'_>, ApiError> {
         let mut q = lock(&self.inner);
         let mine = q.by_address.get(&addr).copied().unwrap_or(0);
-        if mine >= self.limits.per_address {
+        if mine >= self.limits.per_address && !peer {
             return Err(ApiError::new(
                 ErrorCode::RateLimited,
                 format!(
@@ -116,28 +116,28 @@ impl AttestMeter {
 pub async fn fresh(
     state: &Arc<NodeState>,
     addr: IpAddr,
+    peer: bool,
     last: &LastReport,
     nonce: Vec<u8>,
     exporter: [u8; attestation_verifier::tls::binding::EXPORTER_LEN],
 ) -> Result<Evidence, ApiError> {
     let meter = state.attest();
+    let now = Instant::now();
+    if let Some(t) = *lock(&last.0)
+        && now.saturating_duration_since(t) < meter.limits.per_connection
     {
-        let mut last = lock(&last.0);
-        let now = Instant::now();
-        if let Some(t) = *last
-            && now.saturating_duration_since(t) < meter.limits.per_connection
-        {
-            return Err(ApiError::new(
-                ErrorCode::RateLimited,
-                format!(
-                    "one fresh report per connection every {} ms",
-                    meter.limits.per_connection.as_millis()
-                ),
-            ));
-        }
-        *last = Some(now);
+        return Err(ApiError::new(
+            ErrorCode::RateLimited,
+            format!(
+                "one fresh report per connection every {} ms",
+                meter.limits.per_connection.as_millis()
+            ),
+        ));
     }
-    let _place = meter.enter(addr)?;
+    // Peers (registry members, a bounded set) dial several connections at once when a run
+    // starts; they share the queue but not one address's share of it.
+    let _place = meter.enter(addr, peer)?;
+    *lock(&last.0) = Some(now);
     let _permit = meter
         .permits
         .acquire()
@@ -156,7 +156,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn shares_per_address_and_in_all_are_kept() {
+    fn shares_per_address_and_in_all_are_kept_and_peers_share_only_the_queue() {
         let m = AttestMeter::new(AttestLimits {
             concurrent: 1,
             queue: 3,
@@ -165,18 +165,21 @@ mod tests {
         });
         let a = IpAddr::from([10, 0, 0, 1]);
         let b = IpAddr::from([10, 0, 0, 2]);
-        let p1 = m.enter(a).unwrap();
-        let _p2 = m.enter(a).unwrap();
+        let code = |r: Result<Place<'_>, ApiError>| r.err().map(|e| e.code());
+        let p1 = m.enter(a, false).unwrap();
+        let p2 = m.enter(a, false).unwrap();
+        assert_eq!(code(m.enter(a, false)), Some(ErrorCode::RateLimited));
+        let p3 = m.enter(b, false).unwrap();
         assert_eq!(
-            m.enter(a).err().map(|e| e.code()),
-            Some(ErrorCode::RateLimited)
-        );
-        let _p3 = m.enter(b).unwrap();
-        assert_eq!(
-            m.enter(IpAddr::from([10, 0, 0, 3])).err().map(|e| e.code()),
+            code(m.enter(IpAddr::from([10, 0, 0, 3]), false)),
             Some(ErrorCode::Overloaded)
         );
         drop(p1);
-        assert!(m.enter(a).is_ok(), "a place freed is a place again");
+        let p4 = m.enter(a, false).unwrap();
+        drop(p3);
+        // a holds its share, but a peer on that address is held to the queue only.
+        assert_eq!(code(m.enter(a, false)), Some(ErrorCode::RateLimited));
+        assert!(m.enter(a, true).is_ok());
+        drop((p2, p4));
     }
 }

@@ -96,7 +96,7 @@ impl Default for LimitsSection {
             auth_pending_total: 262_144,
             attest_concurrent: 2,
             attest_queue: 64,
-            attest_per_address: 2,
+            attest_per_address: 8,
             attest_per_connection_ms: 1_000,
             signing_sessions_per_address: 32,
             signing_sessions_total: 4_096,

@@ -277,11 +277,20 @@ pub struct DkgStatus {
     pub epoch: Option<u64>,
     /// Why it failed.
     pub reason: Option<String>,
-    /// Who was blamed (endpoints).
+    /// Who was blamed on this node's own evidence (endpoints).
     #[serde(default)]
     pub culprits: Vec<String>,
     /// How long the run took here, from its start to the sealed keys, milliseconds.
     pub millis: Option<u64>,
+    /// Which attempt at this (network, epoch) the state is of (a failed run is retried).
+    #[serde(default)]
+    pub attempt: u32,
+    /// The member whose abort ended the run, if one did (its word, not evidence).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub aborted_by: Option<String>,
+    /// Whom that member accused (unchecked here, so not among the culprits).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub accused: Vec<String>,
 }
 
 /// `POST /v1/sign`: a node's signature share.
@@ -331,6 +340,9 @@ pub struct PeerDkg {
     pub network: String,
     /// The registry epoch the run is for.
     pub epoch: u64,
+    /// Which attempt at that epoch's key generation (a failed run is retried as the next).
+    #[serde(default)]
+    pub attempt: u32,
     /// The message.
     pub body: DkgBody,
 }

@@ -132,6 +132,9 @@ fn every_route_round_trips_with_the_field_names_clients_read() {
                 reason: None,
                 culprits: vec![],
                 millis: Some(812),
+                attempt: 1,
+                aborted_by: None,
+                accused: vec![],
             },
             platform: platform(true).0,
             warning: platform(true).1,
@@ -243,6 +246,7 @@ fn every_route_round_trips_with_the_field_names_clients_read() {
             &PeerDkg {
                 network: "keynet-dev".into(),
                 epoch: 7,
+                attempt: 2,
                 body,
             },
             &Ack::ok(),

@@ -232,6 +232,8 @@ impl BlsDkg {
             state: self.state(),
             reason,
             culprits,
+            aborted_by: None,
+            accused: vec![],
         });
         self.phase = Phase::Failed;
         self.result = None;
@@ -511,6 +513,8 @@ pub fn run_local(n: u16, t: u16) -> Result<Vec<BlsKey>, Failure> {
         state: State::Round1,
         reason,
         culprits: vec![],
+        aborted_by: None,
+        accused: vec![],
     };
     for p in 1..=n {
         let (m, out) = BlsDkg::start(p, n, t, Duration::from_secs(60), now)

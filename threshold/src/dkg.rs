@@ -72,8 +72,14 @@ pub struct Failure {
     pub state: State,
     /// What happened.
     pub reason: String,
-    /// Who is to blame (may be empty when it cannot be told).
+    /// Who is to blame on this machine's own evidence (a missing message, an invalid or
+    /// equivocating package); may be empty when it cannot be told.
     pub culprits: Vec<Participant>,
+    /// The participant whose abort ended the run, if one did: recorded apart from the
+    /// culprits, since its word is not evidence.
+    pub aborted_by: Option<Participant>,
+    /// Whom that participant accused (its claim, unchecked here).
+    pub accused: Vec<Participant>,
 }
 
 /// Parameters that cannot start a run.
@@ -196,6 +202,8 @@ impl Dkg {
             state: self.state,
             reason,
             culprits,
+            aborted_by: None,
+            accused: vec![],
         });
         self.state = State::Failed;
         // A failed run leaves no key behind, even one computed before the failure.
@@ -235,14 +243,20 @@ impl Dkg {
             // Not a participant of this run: the transport should not deliver it.
             return Vec::new();
         }
-        if let Message::Abort(culprits) = message {
-            let culprits: Vec<Participant> = culprits
+        if let Message::Abort(accused) = message {
+            let accused: Vec<Participant> = accused
                 .into_iter()
                 .filter(|c| (1..=self.n).contains(c))
                 .collect();
-            let reason = format!("participant {from} aborted the run, blaming {culprits:?}");
-            // Stop without echoing the abort again (everyone got it from the reporter).
-            let _ = self.fail(reason, culprits);
+            let reason = format!("participant {from} aborted the run, accusing {accused:?}");
+            // Stop without echoing the abort again (everyone got it from the reporter). Its
+            // accusation is recorded, not adopted: this machine saw no evidence of it, and a
+            // dishonest member could otherwise get honest ones blamed.
+            let _ = self.fail(reason, vec![]);
+            if let Some(f) = self.failure.as_mut() {
+                f.aborted_by = Some(from);
+                f.accused = accused;
+            }
             return Vec::new();
         }
         let mut out = self.accept(from, message, now);
@@ -471,6 +485,8 @@ pub fn run_local(n: u16, t: u16) -> Result<Vec<(KeyPackage, PublicKeyPackage)>, 
         state: State::Round1,
         reason,
         culprits: vec![],
+        aborted_by: None,
+        accused: vec![],
     };
     for p in 1..=n {
         let (m, out) = Dkg::start(p, n, t, timeout, now).map_err(|e| setup(e.to_string()))?;

@@ -87,12 +87,33 @@ fn equivocation_in_round_one_fails_everyone() {
             "participant {p} finished despite equivocation"
         );
         assert!(m.result().is_none());
-        if *p != 2 {
-            // The victim finds 2's share inconsistent with the package it got, and its
-            // abort tells everyone: nobody waits for the victim and then blames it.
-            assert_eq!(m.failure().unwrap().culprits, vec![2], "{:?}", m.failure());
+        let f = m.failure().unwrap();
+        if *p == 4 {
+            // The victim finds 2's share inconsistent with the package it got: evidence.
+            assert_eq!(f.culprits, vec![2], "{f:?}");
+        } else if *p != 2 {
+            // Its abort tells everyone, so nobody waits for the victim and then blames it;
+            // the others saw no evidence, so they record the accusation and blame nobody.
+            assert_eq!(
+                (f.culprits.as_slice(), f.aborted_by, f.accused.as_slice()),
+                (&[][..], Some(4), &[2][..]),
+                "{f:?}"
+            );
         }
     }
+}
+
+#[test]
+fn an_unfounded_abort_blames_nobody() {
+    // Participant 2 aborts at once, accusing 3, who did nothing wrong.
+    let now = Instant::now();
+    let timeout = Duration::from_secs(60);
+    let (mut one, _) = Dkg::start(1, 4, 3, timeout, now).unwrap();
+    let out = one.handle(2, keynet_threshold::dkg::Message::Abort(vec![3]), now);
+    assert!(out.is_empty(), "an abort is not echoed");
+    let f = one.failure().unwrap();
+    assert_eq!(f.culprits, Vec::<u16>::new(), "{f}");
+    assert_eq!((f.aborted_by, f.accused.clone()), (Some(2), vec![3]));
 }
 
 #[test]

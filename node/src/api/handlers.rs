@@ -43,8 +43,15 @@ pub(super) async fn attestation(
             format!("nonce is {} bytes; 16 to 64 required", nonce.len()),
         ));
     }
-    let evidence =
-        crate::attest::fresh(&s, conn.addr, &conn.last_report, nonce, conn.exporter).await?;
+    let evidence = crate::attest::fresh(
+        &s,
+        conn.addr,
+        conn.peer.is_some(),
+        &conn.last_report,
+        nonce,
+        conn.exporter,
+    )
+    .await?;
     let (platform, warning) = s.platform();
     Ok(Json(Attestation {
         evidence: base64::engine::general_purpose::STANDARD.encode(evidence.encode()),

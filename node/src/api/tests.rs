@@ -747,6 +747,7 @@ async fn every_route_refuses_in_the_api_shape_and_every_code_is_given() {
         json(&PeerDkg {
             network: NETWORK.into(),
             epoch,
+            attempt: 0,
             body,
         })
     };

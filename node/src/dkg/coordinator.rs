@@ -15,16 +15,23 @@
 //!             ▼                                               ▼
 //!   ┌────► Running(run) ◄─────────────── a new target ─────────────── Done / Failed
 //!   │        │    │                                               (of an older target)
-//!   │        │    └── either machine failed: culprits named ──► Failed(target)
+//!   │        │    └── either machine failed: culprits named ──► Failed(target, attempt k)
 //!   │        └── both machines done: keys handed out ─────────► Done(target)
 //!   │                                                          (sealing failed ─► Failed)
-//!   └── a new target while running (the old run is dropped)
+//!   ├── a new target while running (the old run is dropped)
+//!   └── Failed(k): after a back-off, or on a member's message of attempt k + 1
+//!       ──► Running(attempt k + 1)
 //! ```
 //!
-//! Done and Failed are final for their target: a late peer message neither restarts a
-//! done run (the keys exist) nor a failed one (that would start runs nobody else is in);
-//! restarting the node, or a new registry epoch, starts anew. Every run has a generation
-//! number; deliveries of a run's messages go on (retried) while their run is the latest.
+//! Done is final for its target (the keys exist). A failed run is retried as the next
+//! attempt after a back-off (doubling, capped), without a restart; every message carries
+//! its attempt, so a run never mixes messages of two attempts. The first member to retry
+//! brings the others along: a message of the attempt after a node's own starts that attempt
+//! there. Jumps of more than one attempt are refused, so one member cannot drag the others
+//! through attempts they never failed. Blame is on evidence only: a member's abort is
+//! recorded as its accusation (`aborted_by`, `accused`), not as culprits. Every run has a
+//! generation number; deliveries of a run's messages go on (retried) while their run is
+//! the latest.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -60,6 +67,14 @@ pub enum DkgRefusal {
     /// The message does not decode.
     #[error("malformed DKG message: {0}")]
     Malformed(String),
+    /// A message of another attempt than this node's, or the next.
+    #[error("DKG attempt {got}: this node is at attempt {mine} (it joins {mine} + 1 only)")]
+    WrongAttempt {
+        /// The message's.
+        got: u32,
+        /// Ours.
+        mine: u32,
+    },
     /// No run can start (this node is not a member, the registry is too small, or the run
     /// for this target failed here).
     #[error("no DKG here: {0}")]
@@ -133,9 +148,22 @@ pub struct Step {
 
 struct Run {
     target: Target,
+    attempt: u32,
     frost: Dkg,
     bls: BlsDkg,
     started: Instant,
+}
+
+/// How long after a failed attempt the next starts: doubling from [`RETRY_FIRST`], at most
+/// [`RETRY_MAX`].
+pub const RETRY_FIRST: Duration = Duration::from_secs(2);
+/// The longest back-off between attempts.
+pub const RETRY_MAX: Duration = Duration::from_secs(120);
+
+fn backoff(attempt: u32) -> Duration {
+    RETRY_FIRST
+        .saturating_mul(1u32 << attempt.min(16))
+        .min(RETRY_MAX)
 }
 
 enum Phase {
@@ -148,13 +176,17 @@ enum Phase {
     Done {
         network: String,
         epoch: u64,
+        attempt: u32,
         millis: Option<u64>,
     },
     Failed {
-        network: String,
-        epoch: u64,
+        target: Target,
+        attempt: u32,
+        at: Instant,
         reason: String,
         culprits: Vec<String>,
+        aborted_by: Option<String>,
+        accused: Vec<String>,
     },
 }
 
@@ -162,6 +194,8 @@ enum Phase {
 pub struct Coordinator {
     phase: Phase,
     generation: u64,
+    /// The target and attempt of the last run that finished (for a sealing failure after it).
+    last: Option<(Target, u32)>,
     timeout: Duration,
 }
 
@@ -171,6 +205,7 @@ impl Coordinator {
         Coordinator {
             phase: Phase::Idle,
             generation: 0,
+            last: None,
             timeout,
         }
     }
@@ -184,6 +219,9 @@ impl Coordinator {
             reason: None,
             culprits: vec![],
             millis: None,
+            attempt: 0,
+            aborted_by: None,
+            accused: vec![],
         };
         match &self.phase {
             Phase::Idle => DkgStatus {
@@ -193,28 +231,40 @@ impl Coordinator {
                 reason: None,
                 culprits: vec![],
                 millis: None,
+                attempt: 0,
+                aborted_by: None,
+                accused: vec![],
             },
             Phase::Unsealed { network, epoch } => status(DkgState::Unsealed, network, *epoch),
-            Phase::Running(run) => {
-                status(DkgState::Running, run.target.network(), run.target.epoch())
-            }
+            Phase::Running(run) => DkgStatus {
+                attempt: run.attempt,
+                ..status(DkgState::Running, run.target.network(), run.target.epoch())
+            },
             Phase::Done {
                 network,
                 epoch,
+                attempt,
                 millis,
             } => DkgStatus {
                 millis: *millis,
+                attempt: *attempt,
                 ..status(DkgState::Done, network, *epoch)
             },
             Phase::Failed {
-                network,
-                epoch,
+                target,
+                attempt,
                 reason,
                 culprits,
+                aborted_by,
+                accused,
+                ..
             } => DkgStatus {
                 reason: Some(reason.clone()),
                 culprits: culprits.clone(),
-                ..status(DkgState::Failed, network, *epoch)
+                attempt: *attempt,
+                aborted_by: aborted_by.clone(),
+                accused: accused.clone(),
+                ..status(DkgState::Failed, target.network(), target.epoch())
             },
         }
     }
@@ -243,7 +293,7 @@ impl Coordinator {
     }
 
     /// Starts a run for `target` unless the node holds its keys, is running it, or it is
-    /// final here (done, or failed: an error).
+    /// done here; a failed run is refused here (an error naming when it is retried).
     pub fn ensure(
         &mut self,
         target: &Target,
@@ -261,17 +311,28 @@ impl Coordinator {
                 return Ok(Step::default());
             }
             Phase::Failed {
-                network,
-                epoch,
+                target: failed,
+                attempt,
+                at,
                 reason,
                 ..
-            } if target.is(network, *epoch) => {
+            } if target.is(failed.network(), failed.epoch()) => {
+                let left = (*at + backoff(*attempt)).saturating_duration_since(now);
                 return Err(DkgRefusal::Unavailable(format!(
-                    "the run for {network} epoch {epoch} failed here: {reason}"
+                    "attempt {attempt} for {} epoch {} failed here ({reason}); the next \
+                     starts in {} s",
+                    target.network(),
+                    target.epoch(),
+                    left.as_secs()
                 )));
             }
             _ => {}
         }
+        self.start(target, 0, now)
+    }
+
+    /// Starts attempt `attempt` of a run for `target`, dropping any run in progress.
+    fn start(&mut self, target: &Target, attempt: u32, now: Instant) -> Result<Step, DkgRefusal> {
         let (frost, f_out) = Dkg::start(target.me, target.n(), target.t(), self.timeout, now)
             .map_err(|e| DkgRefusal::Unavailable(format!("FROST: {e}")))?;
         let (bls, b_out) = BlsDkg::start(target.me, target.n(), target.t(), self.timeout, now)
@@ -280,6 +341,7 @@ impl Coordinator {
         tracing::info!(
             network = %target.network(),
             epoch = target.epoch(),
+            attempt,
             me = target.me,
             n = target.n(),
             t = target.t(),
@@ -287,6 +349,7 @@ impl Coordinator {
         );
         let run = Run {
             target: target.clone(),
+            attempt,
             frost,
             bls,
             started: now,
@@ -294,6 +357,19 @@ impl Coordinator {
         let step = self.step(&run, f_out, b_out);
         self.phase = Phase::Running(Box::new(run));
         Ok(step)
+    }
+
+    /// The attempt this node is at for `target`, if it ran or is running one.
+    fn attempt_for(&self, target: &Target) -> Option<u32> {
+        match &self.phase {
+            Phase::Running(run) if run.target.is(target.network(), target.epoch()) => {
+                Some(run.attempt)
+            }
+            Phase::Failed {
+                target: t, attempt, ..
+            } if t.is(target.network(), target.epoch()) => Some(*attempt),
+            _ => None,
+        }
     }
 
     /// Takes a peer's message (`from` is its participant index, from its verified
@@ -320,9 +396,36 @@ impl Coordinator {
         }
         // Decoded before anything can start: junk must not start a run.
         let decoded = Decoded::of(&msg.body)?;
-        let mut step = self.ensure(target, holds_keys, now)?;
+        let mut step = match (self.attempt_for(target), &self.phase) {
+            (_, Phase::Done { network, epoch, .. }) if target.is(network, *epoch) => {
+                return Err(DkgRefusal::Done {
+                    network: network.clone(),
+                    epoch: *epoch,
+                });
+            }
+            // A node that never ran this target (or restarted) joins the attempt it hears of.
+            (None, _) => self.start(target, msg.attempt, now)?,
+            (Some(mine), phase) => {
+                let running = matches!(phase, Phase::Running(_));
+                if msg.attempt == mine && running {
+                    Step::default()
+                } else if msg.attempt == mine + 1 || (msg.attempt == mine && !running) {
+                    if msg.attempt == mine {
+                        return Err(DkgRefusal::Unavailable(format!(
+                            "attempt {mine} failed here; the next is {}",
+                            mine + 1
+                        )));
+                    }
+                    self.start(target, msg.attempt, now)?
+                } else {
+                    return Err(DkgRefusal::WrongAttempt {
+                        got: msg.attempt,
+                        mine,
+                    });
+                }
+            }
+        };
         let Phase::Running(run) = &mut self.phase else {
-            // Done here a moment ago: the sender is told so.
             return Err(DkgRefusal::Done {
                 network: target.network().to_owned(),
                 epoch: target.epoch(),
@@ -332,61 +435,95 @@ impl Coordinator {
             Decoded::Frost(m) => (run.frost.handle(from, m, now), vec![]),
             Decoded::Bls(m) => (vec![], run.bls.handle(from, m, now)),
         };
-        let more = self.after(f_out, b_out);
+        let more = self.after(f_out, b_out, now);
         step.sends.extend(more.sends);
         step.generation = more.generation;
         step.keys = more.keys;
         Ok(step)
     }
 
-    /// Applies the rounds' deadlines.
+    /// Applies the rounds' deadlines, and starts the next attempt once a failed one's
+    /// back-off is over.
     pub fn tick(&mut self, now: Instant) -> Step {
+        if let Phase::Failed {
+            target,
+            attempt,
+            at,
+            ..
+        } = &self.phase
+        {
+            if now.saturating_duration_since(*at) < backoff(*attempt) {
+                return Step::default();
+            }
+            let (target, next) = (target.clone(), attempt.saturating_add(1));
+            return self.start(&target, next, now).unwrap_or_default();
+        }
         let Phase::Running(run) = &mut self.phase else {
             return Step::default();
         };
         let f = run.frost.tick(now);
         let b = run.bls.tick(now);
-        self.after(f, b)
+        self.after(f, b, now)
     }
 
-    /// The keys handed out by the last step could not be sealed: the run failed here.
-    pub fn sealing_failed(&mut self, reason: String) {
-        let (network, epoch) = match &self.phase {
-            Phase::Done { network, epoch, .. } => (network.clone(), *epoch),
-            _ => return,
+    /// The keys handed out by the last step could not be sealed: the run failed here, and
+    /// is retried like any other.
+    pub fn sealing_failed(&mut self, reason: String, now: Instant) {
+        let Some((target, attempt)) = self.last.clone() else {
+            return;
         };
+        if !matches!(&self.phase, Phase::Done { network, epoch, .. } if target.is(network, *epoch))
+        {
+            return;
+        }
         self.phase = Phase::Failed {
-            network,
-            epoch,
+            target,
+            attempt,
+            at: now,
             reason: format!("sealing the keys: {reason}"),
             culprits: vec![],
+            aborted_by: None,
+            accused: vec![],
         };
     }
 
     /// Messages the running machines produced, then the end of the run if it is over.
-    fn after(&mut self, frost: Vec<Outgoing>, bls: Vec<BlsOutgoing>) -> Step {
+    fn after(&mut self, frost: Vec<Outgoing>, bls: Vec<BlsOutgoing>, now: Instant) -> Step {
         let Phase::Running(run) = &self.phase else {
             return Step::default();
         };
         let mut step = self.step(run, frost, bls);
         if let Some(f) = run.frost.failure().or(run.bls.failure()).cloned() {
-            let culprits: Vec<String> = f
-                .culprits
-                .iter()
-                .filter_map(|p| run.target.registry.entry(*p))
-                .map(|e| e.endpoint.clone())
-                .collect();
+            let endpoints = |ps: &[Participant]| -> Vec<String> {
+                ps.iter()
+                    .filter_map(|p| run.target.registry.entry(*p))
+                    .map(|e| e.endpoint.clone())
+                    .collect()
+            };
+            let culprits = endpoints(&f.culprits);
+            let accused = endpoints(&f.accused);
+            let aborted_by = f
+                .aborted_by
+                .and_then(|p| run.target.registry.entry(p))
+                .map(|e| e.endpoint.clone());
             tracing::error!(
                 network = %run.target.network(),
                 epoch = run.target.epoch(),
+                attempt = run.attempt,
                 ?culprits,
-                "DKG failed: {f}"
+                ?aborted_by,
+                ?accused,
+                "DKG failed: {f}; retrying in {} s",
+                backoff(run.attempt).as_secs()
             );
             self.phase = Phase::Failed {
-                network: run.target.network().to_owned(),
-                epoch: run.target.epoch(),
+                target: run.target.clone(),
+                attempt: run.attempt,
+                at: now,
                 reason: f.to_string(),
                 culprits,
+                aborted_by,
+                accused,
             };
             return step;
         }
@@ -408,9 +545,11 @@ impl Coordinator {
             frost_public: frost_public.clone(),
             bls: bls.clone(),
         });
+        self.last = Some((run.target.clone(), run.attempt));
         self.phase = Phase::Done {
             network: t.network().to_owned(),
             epoch: t.epoch(),
+            attempt: run.attempt,
             millis: u64::try_from(run.started.elapsed().as_millis()).ok(),
         };
         step
@@ -435,6 +574,7 @@ impl Coordinator {
                 message: PeerDkg {
                     network: t.network().to_owned(),
                     epoch: t.epoch(),
+                    attempt: run.attempt,
                     body,
                 },
                 to: t

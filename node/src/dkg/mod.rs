@@ -85,7 +85,7 @@ impl From<DkgRefusal> for ApiError {
         let code = match e {
             DkgRefusal::Malformed(_) => ErrorCode::BadRequest,
             DkgRefusal::Done { .. } => ErrorCode::DkgDone,
-            DkgRefusal::WrongRun { .. } => ErrorCode::WrongRun,
+            DkgRefusal::WrongRun { .. } | DkgRefusal::WrongAttempt { .. } => ErrorCode::WrongRun,
             DkgRefusal::Unavailable(_) => ErrorCode::DkgUnavailable,
         };
         ApiError::new(code, e.to_string())
@@ -173,7 +173,7 @@ fn carry_out(state: &Arc<NodeState>, c: &mut Coordinator, step: coordinator::Ste
         }
         Err(e) => {
             tracing::error!("DKG done, but the keys could not be sealed: {e}");
-            c.sealing_failed(e.to_string());
+            c.sealing_failed(e.to_string(), Instant::now());
         }
     }
 }
