@@ -128,6 +128,14 @@ pub struct NetworkFile {
     pub trust_simulated: Option<PathBuf>,
     /// The domain authorisations name.
     pub auth_domain: String,
+    /// The network's minimum TCB (`bl=..,tee=..,snp=..,ucode=..`): nodes reporting less are
+    /// refused.
+    #[serde(default)]
+    pub min_tcb: Option<String>,
+    /// AMD's CRL for the network's product (DER or PEM): every node's chain is checked
+    /// against it.
+    #[serde(default)]
+    pub crl: Option<PathBuf>,
 }
 
 impl NetworkFile {
@@ -140,6 +148,7 @@ impl NetworkFile {
         f.registry = base.join(&f.registry);
         f.manifest = base.join(&f.manifest);
         f.trust_simulated = f.trust_simulated.map(|p| base.join(p));
+        f.crl = f.crl.map(|p| base.join(p));
         Ok(f)
     }
 }
@@ -277,13 +286,25 @@ impl Network {
             None => None,
         };
         let trust = trust_store(sim.as_deref()).map_err(|e| u(e.to_string()))?;
-        let verifier = Arc::new(NodeVerifier::new(
+        let min_tcb = file
+            .min_tcb
+            .as_deref()
+            .map(str::parse)
+            .transpose()
+            .map_err(|e: String| u(format!("min_tcb: {e}")))?;
+        let mut verifier = NodeVerifier::new(
             trust,
             Policy {
                 manifest: Some(manifest),
+                min_tcb,
                 ..Policy::default()
             },
-        ));
+        );
+        if let Some(p) = &file.crl {
+            verifier = verifier
+                .with_crl(std::fs::read(p).map_err(|e| u(format!("{}: {e}", p.display())))?);
+        }
+        let verifier = Arc::new(verifier);
         Network::with(registry, &file.auth_domain, verifier)
     }
 

@@ -6,6 +6,7 @@
 use std::net::SocketAddr;
 use std::path::PathBuf;
 
+use attestation_verifier::validate::MinTcb;
 use keynet_eth::Address;
 use keynet_protocol::registry::validate_endpoint;
 use serde::Deserialize;
@@ -228,6 +229,13 @@ pub struct PeersSection {
     pub manifest: Option<PathBuf>,
     /// The simulated platform's ARK (PEM), trusted for peers only when given (dev networks).
     pub trust_simulated: Option<PathBuf>,
+    /// The network's minimum TCB, e.g. `bl=7,tee=0,snp=22,ucode=213` (`fmc=` too on Turin):
+    /// peers reporting less are refused, and when every component is named the sealing key
+    /// is pinned to it, so firmware below it cannot unseal this node's state.
+    pub min_tcb: Option<String>,
+    /// AMD's CRL for the network's product (DER or PEM, from the KDS): every peer's chain is
+    /// checked against it.
+    pub crl: Option<PathBuf>,
 }
 
 /// A configuration problem, naming the field.
@@ -296,6 +304,7 @@ impl Config {
         })?;
         c.authority()?;
         c.registry_source()?;
+        c.min_tcb()?;
         if !simulation_built_in {
             c.refuse_simulation(NOT_BUILT_IN)?;
         }
@@ -365,6 +374,20 @@ impl Config {
     pub fn registry_poll(&self) -> std::time::Duration {
         let default = if self.registry.url.is_some() { 30 } else { 2 };
         std::time::Duration::from_secs(self.registry.poll_seconds.unwrap_or(default).max(1))
+    }
+
+    /// The network's minimum TCB, if one is set.
+    pub fn min_tcb(&self) -> Result<Option<MinTcb>, ConfigError> {
+        self.peers
+            .min_tcb
+            .as_deref()
+            .map(|t| {
+                t.parse().map_err(|reason| ConfigError::Field {
+                    field: "peers.min_tcb",
+                    reason,
+                })
+            })
+            .transpose()
     }
 
     /// The registry authority's address.
@@ -619,6 +642,33 @@ provider = "auto"
 file = "/run/keynet/host/registry.json"
 authority = "0x0000000000000000000000000000000000000001"
 "#;
+
+    #[test]
+    fn limits_and_the_minimum_tcb_are_checked_naming_the_field() {
+        for (extra, field) in [
+            ("[peers]\nmin_tcb = \"snp=x\"\n", "peers.min_tcb"),
+            ("[limits]\nmax_connections = 1\n", "limits.max_connections"),
+            (
+                "[limits]\nrequest_timeout_seconds = 2\n",
+                "limits.request_timeout_seconds",
+            ),
+            ("[limits]\nsurprise = 1\n", "surprise"),
+        ] {
+            let err = Config::parse(&format!("{BASE}{extra}"))
+                .err()
+                .unwrap_or_else(|| panic!("{extra} accepted"))
+                .to_string();
+            assert!(err.contains(field), "{extra}: {err}");
+        }
+        let ok = Config::parse(&format!(
+            "{BASE}[peers]\nmin_tcb = \"bl=4,tee=0,snp=24,ucode=219\"\n"
+        ))
+        .unwrap();
+        assert_eq!(
+            ok.min_tcb().unwrap().and_then(|m| m.raw()),
+            Some(0xdb18_0000_0000_0004)
+        );
+    }
 
     #[test]
     fn network_section_is_checked() {

@@ -120,6 +120,26 @@ impl NetworkKeys {
         Ok(())
     }
 
+    /// Removes the sealed keys of this network's earlier epochs (a superseded epoch's shares
+    /// must not outlive it here); returns how many files went.
+    pub fn erase_superseded(&self, store: &Store) -> Result<usize, KeysError> {
+        let prefix = store_prefix(&self.network);
+        let mut erased = 0;
+        for name in store.names()? {
+            let Some(epoch) = name
+                .strip_prefix(&prefix)
+                .and_then(|e| e.parse::<u64>().ok())
+            else {
+                continue;
+            };
+            if epoch < self.epoch {
+                store.remove(&name)?;
+                erased += 1;
+            }
+        }
+        Ok(erased)
+    }
+
     /// The sealed keys of (network, epoch), if this node has them.
     pub fn load(
         store: &Store,
@@ -193,5 +213,38 @@ impl NetworkKeys {
                     .collect(),
             },
         }
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+    use keynet_store::{KeySource, SealingKey};
+
+    #[test]
+    fn keys_of_earlier_epochs_are_erased_and_other_networks_kept() {
+        let dir = tempfile::tempdir().unwrap();
+        let store =
+            Store::open(dir.path(), SealingKey::new([3; 32], KeySource::Simulated)).unwrap();
+        let frost = keynet_threshold::dkg::run_local(4, 3).unwrap();
+        let bls = keynet_threshold::bls_dkg::run_local(4, 3).unwrap();
+        let keys = |network: &str, epoch| NetworkKeys {
+            network: network.into(),
+            epoch,
+            me: 1,
+            n: 4,
+            frost: frost[0].0.clone(),
+            frost_public: frost[0].1.clone(),
+            bls: bls[0].clone(),
+        };
+        for (net, epoch) in [("a", 1), ("a", 2), ("b", 1), ("a", 3)] {
+            keys(net, epoch).save(&store).unwrap();
+        }
+        assert_eq!(keys("a", 3).erase_superseded(&store).unwrap(), 2);
+        assert_eq!(highest_epoch(&store, "a").unwrap(), Some(3));
+        assert!(NetworkKeys::load(&store, "a", 2).unwrap().is_none());
+        assert!(NetworkKeys::load(&store, "a", 3).unwrap().is_some());
+        assert!(NetworkKeys::load(&store, "b", 1).unwrap().is_some());
     }
 }

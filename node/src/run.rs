@@ -35,12 +35,18 @@ use crate::tls::NodeTls;
 pub struct NoPlatform(pub String);
 
 fn provider(c: &Config) -> Result<Box<dyn EvidenceProvider>> {
+    // The sealing key is pinned to the network's minimum TCB when it names a whole one.
+    let sealing_tcb = c
+        .min_tcb()?
+        .and_then(|m| m.raw())
+        .unwrap_or(crate::evidence::sevguest::SEALING_TCB);
+    let sealer = SevGuest::default().with_sealing_tcb(sealing_tcb);
     match c.evidence.provider {
         ProviderChoice::Auto => {
-            crate::evidence::auto().map_err(|e| NoPlatform(e.to_string()).into())
+            crate::evidence::auto(sealing_tcb).map_err(|e| NoPlatform(e.to_string()).into())
         }
         ProviderChoice::ConfigfsTsm => {
-            let p = ConfigfsTsm::default();
+            let p = ConfigfsTsm::default().with_sealer(sealer);
             if !p.available() {
                 return Err(NoPlatform(format!(
                     "{} is absent or has no sev_guest provider",
@@ -51,7 +57,7 @@ fn provider(c: &Config) -> Result<Box<dyn EvidenceProvider>> {
             Ok(Box::new(p))
         }
         ProviderChoice::SevGuest => {
-            let p = SevGuest::default();
+            let p = sealer;
             if !p.available() {
                 return Err(NoPlatform(format!("{} is absent", p.device().display())).into());
             }
@@ -108,13 +114,20 @@ fn peer_verifier(c: &Config) -> Result<NodeVerifier> {
             "peers.manifest is required: peers are accepted only with a published measurement"
         ),
     };
-    Ok(NodeVerifier::new(
+    let verifier = NodeVerifier::new(
         trust,
         Policy {
             manifest: Some(manifest),
+            min_tcb: c.min_tcb()?,
             ..Policy::default()
         },
-    ))
+    );
+    Ok(match &c.peers.crl {
+        Some(p) => {
+            verifier.with_crl(std::fs::read(p).with_context(|| format!("reading {}", p.display()))?)
+        }
+        None => verifier,
+    })
 }
 
 /// A node that is serving.

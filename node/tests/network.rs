@@ -579,3 +579,111 @@ async fn the_registry_can_come_from_a_url() {
             .contains("registry.url")
     );
 }
+
+/// The network's minimum TCB: a node whose reports state less (the simulated chips report
+/// snp 24) is refused by clients and by peers configured with it, naming the component;
+/// at the level the chips report, both accept.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_report_below_the_networks_minimum_tcb_is_refused_by_peers_and_clients() {
+    let net = Net::new(2);
+    let mut nodes = Vec::new();
+    for i in 0..2 {
+        let mut c = net.config(i);
+        c.peers.min_tcb = Some("bl=4,tee=0,snp=25,ucode=219".into());
+        nodes.push(
+            keynode::run::start(c)
+                .await
+                .unwrap_or_else(|e| panic!("{e:#}")),
+        );
+    }
+    let registry = SignedRegistry::parse_unverified(
+        &std::fs::read(net.path("registry.json")).unwrap_or_default(),
+    )
+    .unwrap_or_else(|e| panic!("{e}"))
+    .registry;
+    let manifest = Manifest::parse(&std::fs::read(net.path("manifest.json")).unwrap_or_default())
+        .unwrap_or_else(|e| panic!("{e}"));
+    let pem = std::fs::read(net.path("simulated-ark.pem")).unwrap_or_default();
+    let client = |min: &str| {
+        let trust = keynet::trust_store(Some(pem.as_slice())).unwrap_or_else(|e| panic!("{e}"));
+        Arc::new(NodeVerifier::new(
+            trust,
+            Policy {
+                manifest: Some(manifest.clone()),
+                min_tcb: Some(min.parse().unwrap_or_else(|e| panic!("{e}"))),
+                ..Policy::default()
+            },
+        ))
+    };
+    // A client requiring snp 25, and node 2 dialling node 1 with its own verifier (as it
+    // does for DKG and signing): both refuse, naming the TCB.
+    for (who, verifier) in [
+        ("client", client("snp=25")),
+        ("peer", nodes[1].state.peer_verifier().clone()),
+    ] {
+        let n = keynet::network::Network::with(registry.clone(), "keynet.local", verifier)
+            .unwrap_or_else(|e| panic!("{e}"));
+        let st = n.status().await;
+        assert!(!st[0].verified, "{who}: {st:?}");
+        let why = st[0].error.clone().unwrap_or_default();
+        assert!(
+            why.contains("min_tcb") && why.contains("snp 24 < minimum 25"),
+            "{who}: {why}"
+        );
+    }
+    // At the level the chips report, accepted.
+    let n = keynet::network::Network::with(registry, "keynet.local", client("snp=24"))
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert!(n.status().await.iter().all(|s| s.verified));
+}
+
+/// A CRL, when given, is used: AMD's Milan CRL (real, the copy in the verifier's test data) is not signed
+/// by the simulated chain's ARK, so a client and a peer given it refuse the node, naming the
+/// `crl` check.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_crl_given_is_checked_by_peers_and_clients() {
+    let crl_path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../attestation-verifier/tests/data/snp/amd-roots/milan/crl-2025-05-06.pem");
+    let crl = std::fs::read(&crl_path).unwrap_or_else(|e| panic!("{}: {e}", crl_path.display()));
+    let net = Net::new(2);
+    let mut c = net.config(1);
+    c.peers.crl = Some(crl_path.clone());
+    let n1 = keynode::run::start(c)
+        .await
+        .unwrap_or_else(|e| panic!("{e:#}"));
+    let _n0 = keynode::run::start(net.config(0))
+        .await
+        .unwrap_or_else(|e| panic!("{e:#}"));
+    let registry = SignedRegistry::parse_unverified(
+        &std::fs::read(net.path("registry.json")).unwrap_or_default(),
+    )
+    .unwrap_or_else(|e| panic!("{e}"))
+    .registry;
+    let pem = std::fs::read(net.path("simulated-ark.pem")).unwrap_or_default();
+    let manifest = Manifest::parse(&std::fs::read(net.path("manifest.json")).unwrap_or_default())
+        .unwrap_or_else(|e| panic!("{e}"));
+    let client = Arc::new(
+        NodeVerifier::new(
+            keynet::trust_store(Some(pem.as_slice())).unwrap_or_else(|e| panic!("{e}")),
+            Policy {
+                manifest: Some(manifest),
+                ..Policy::default()
+            },
+        )
+        .with_crl(crl),
+    );
+    for (who, verifier) in [
+        ("client", client),
+        ("peer", n1.state.peer_verifier().clone()),
+    ] {
+        let n = keynet::network::Network::with(registry.clone(), "keynet.local", verifier)
+            .unwrap_or_else(|e| panic!("{e}"));
+        let st = n.status().await;
+        let why = st[0].error.clone().unwrap_or_default();
+        assert!(!st[0].verified, "{who}: {st:?}");
+        assert!(
+            why.contains("crl") && why.contains("not signed by"),
+            "{who}: {why}"
+        );
+    }
+}

@@ -68,7 +68,7 @@ fn auto_without_a_platform_names_both_interfaces() {
     if has_hardware() {
         return;
     }
-    match auto() {
+    match auto(keynode::evidence::sevguest::SEALING_TCB) {
         Err(ProviderError::NoPlatform(msg)) => {
             assert!(msg.contains(REPORT_ROOT), "{msg}");
             assert!(msg.contains(DEVICE), "{msg}");

@@ -53,6 +53,15 @@ impl Tcb {
         }
     }
 
+    /// The raw TCB_VERSION of these levels, in the layout [`Tcb::decode`] reads: Turin's
+    /// when `fmc` is given, Milan's and Genoa's otherwise.
+    pub fn encode(fmc: Option<u8>, bl: u8, tee: u8, snp: u8, ucode: u8) -> u64 {
+        match fmc {
+            Some(f) => u64::from_le_bytes([f, bl, tee, snp, 0, 0, 0, ucode]),
+            None => u64::from_le_bytes([bl, tee, 0, 0, 0, 0, snp, ucode]),
+        }
+    }
+
     /// The components as (name, value) pairs, in a fixed order, FMC first when present.
     pub fn components(&self) -> Vec<(&'static str, u8)> {
         let mut v = Vec::with_capacity(5);
@@ -66,5 +75,24 @@ impl Tcb {
             ("ucode", self.ucode),
         ]);
         v
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn encode_is_the_inverse_of_decode_for_both_layouts() {
+        // Milan: bl 4, tee 0, snp 24, ucode 219 (byte 6 and 7); Turin: fmc 1, bl 2, tee 0,
+        // snp 5, ucode 80.
+        let milan = 0xdb18_0000_0000_0004u64;
+        let d = Tcb::decode(milan, Product::Milan);
+        assert_eq!((d.bl, d.tee, d.snp, d.ucode), (4, 0, 24, 219));
+        assert_eq!(Tcb::encode(None, d.bl, d.tee, d.snp, d.ucode), milan);
+        let turin = 0x5000_0000_0500_0201u64;
+        let d = Tcb::decode(turin, Product::Turin);
+        assert_eq!((d.fmc, d.bl, d.tee, d.snp, d.ucode), (Some(1), 2, 0, 5, 80));
+        assert_eq!(Tcb::encode(d.fmc, d.bl, d.tee, d.snp, d.ucode), turin);
     }
 }

@@ -75,6 +75,7 @@ const CACHE_CAP: usize = 1024;
 #[derive(Debug)]
 pub struct NodeVerifier {
     verifier: Verifier,
+    crl: Option<Vec<u8>>,
     ttl: i64,
     accepted: Mutex<HashMap<[u8; 32], Arc<AttestedNode>>>,
     rejected: Mutex<HashMap<[u8; 32], Arc<Verdict>>>,
@@ -93,11 +94,20 @@ impl NodeVerifier {
     pub fn new(trust: TrustStore, policy: Policy) -> Self {
         NodeVerifier {
             verifier: Verifier::new(trust, policy),
+            crl: None,
             ttl: DEFAULT_CACHE_TTL,
             accepted: Mutex::new(HashMap::new()),
             rejected: Mutex::new(HashMap::new()),
             last_rejected: Mutex::new(None),
         }
+    }
+
+    /// Checks every chain against `crl` (DER or PEM, the CRL of the network's product,
+    /// signed by its ARK): a revoked ASK, or a CRL that is not current or not signed by the
+    /// chain's ARK, fails the `crl` check.
+    pub fn with_crl(mut self, crl: Vec<u8>) -> Self {
+        self.crl = Some(crl);
+        self
     }
 
     /// Sets how long an accepted certificate is trusted without re-verification.
@@ -199,7 +209,7 @@ impl NodeVerifier {
             vek,
             ark: evidence.cert(CertRole::Ark).map(<[u8]>::to_vec),
             intermediate,
-            crl: None,
+            crl: self.crl.clone(),
             at: now,
             product: None,
         };

@@ -35,6 +35,21 @@ pub struct MinTcb {
     pub ucode: Option<u8>,
 }
 
+impl MinTcb {
+    /// The raw TCB_VERSION of this minimum, if it names every component of a layout (boot
+    /// loader, TEE, SNP and microcode, and FMC for Turin): what a sealing key can be pinned
+    /// to.
+    pub fn raw(&self) -> Option<u64> {
+        Some(Tcb::encode(
+            self.fmc,
+            self.bl?,
+            self.tee?,
+            self.snp?,
+            self.ucode?,
+        ))
+    }
+}
+
 impl std::str::FromStr for MinTcb {
     type Err = String;
 

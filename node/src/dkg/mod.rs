@@ -169,6 +169,11 @@ fn carry_out(state: &Arc<NodeState>, c: &mut Coordinator, step: coordinator::Ste
     match keys.save(state.store()) {
         Ok(()) => {
             tracing::info!(%network, epoch, millis = ?c.status().millis, "DKG done: keys sealed");
+            match keys.erase_superseded(state.store()) {
+                Ok(0) => {}
+                Ok(n) => tracing::info!(%network, epoch, "erased the keys of {n} earlier epochs"),
+                Err(e) => tracing::error!("erasing the keys of earlier epochs: {e}"),
+            }
             state.install_keys(keys);
         }
         Err(e) => {

@@ -109,13 +109,14 @@ impl EvidenceProvider for SimulatedProvider {
 }
 
 /// Picks the first hardware interface present (configfs-tsm, then `/dev/sev-guest`); never
-/// the simulated platform.
-pub fn auto() -> Result<Box<dyn EvidenceProvider>, ProviderError> {
-    let tsm = configfs::ConfigfsTsm::default();
+/// the simulated platform. The sealing key is pinned to `sealing_tcb` (raw TCB_VERSION).
+pub fn auto(sealing_tcb: u64) -> Result<Box<dyn EvidenceProvider>, ProviderError> {
+    let sealer = sevguest::SevGuest::default().with_sealing_tcb(sealing_tcb);
+    let tsm = configfs::ConfigfsTsm::default().with_sealer(sealer.clone());
     if tsm.available() {
         return Ok(Box::new(tsm));
     }
-    let dev = sevguest::SevGuest::default();
+    let dev = sealer;
     if dev.available() {
         return Ok(Box::new(dev));
     }

@@ -87,7 +87,7 @@ pub fn sealing_key_request(tcb: u64) -> DerivedKey {
 }
 
 /// The `/dev/sev-guest` provider.
-#[derive(Debug)]
+#[derive(Clone, Debug)]
 pub struct SevGuest {
     device: PathBuf,
     sealing_tcb: u64,
