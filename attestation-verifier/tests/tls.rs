@@ -44,10 +44,10 @@ fn node_cert(
     let key = KeyPair::generate_for(&PKCS_ECDSA_P256_SHA256).unwrap_or_else(|e| panic!("{e}"));
     let spki = bind_spki.unwrap_or_else(|| key.subject_public_key_info());
     let id = identity();
-    let rd = cert_report_data(&spki, &id, ENDPOINT);
+    let rd = cert_report_data(&spki, &id, ENDPOINT, &[7; 32]);
     let report = sign_report(&s.vcek_key, &s.chip_id, &measurement, rd, policy);
     let ev = Evidence {
-        v: 1,
+        v: 2,
         platform,
         report,
         certs: vec![
@@ -62,6 +62,7 @@ fn node_cert(
         ],
         identity: id,
         endpoint: ENDPOINT.into(),
+        profile: vec![7; 32],
     };
     let mut p =
         CertificateParams::new(vec!["keynode".to_string()]).unwrap_or_else(|e| panic!("{e}"));

@@ -35,8 +35,10 @@ mod sign;
 pub use bls::{BlsKeys, BlsOp, BlsShareAnswers, BlsSigned, Combined, SharesReport, present};
 pub use sign::{NodeAnswers, ShareAnswers, Signed};
 
-/// How long an authorisation the client makes is valid.
-pub const AUTH_LIFETIME: u64 = 300;
+/// How long an authorisation the client makes is valid. It is sent to every node at once,
+/// so it need not live long; a node remembers each until it expires (a few thousand per
+/// user at most), so a short life lets a busy user make more.
+pub const AUTH_LIFETIME: u64 = 60;
 
 /// Why a network operation failed.
 #[derive(Debug, thiserror::Error)]
@@ -136,6 +138,10 @@ pub struct NetworkFile {
     /// against it.
     #[serde(default)]
     pub crl: Option<PathBuf>,
+    /// The network profile nodes must run under (64 hex digits, `keynode profile` prints
+    /// it); without it any profile is accepted and the verdict says which.
+    #[serde(default)]
+    pub profile: Option<String>,
 }
 
 impl NetworkFile {
@@ -300,6 +306,13 @@ impl Network {
                 ..Policy::default()
             },
         );
+        if let Some(p) = &file.profile {
+            let bytes: [u8; 32] = hex::decode(p)
+                .ok()
+                .and_then(|b| b.try_into().ok())
+                .ok_or_else(|| u(format!("profile: '{p}' is not 64 hex digits")))?;
+            verifier = verifier.with_profile(bytes);
+        }
         if let Some(p) = &file.crl {
             verifier = verifier
                 .with_crl(std::fs::read(p).map_err(|e| u(format!("{}: {e}", p.display())))?);

@@ -261,6 +261,7 @@ pub fn check_fresh(
         spki,
         &cert_evidence.identity,
         &cert_evidence.endpoint,
+        &cert_evidence.profile,
         nonce,
         exporter,
     );

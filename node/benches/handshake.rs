@@ -196,7 +196,7 @@ impl Setup {
             ..Policy::default()
         };
         let identity = Identity::generate().public_compressed();
-        let node = NodeTls::create(&SimulatedProvider(platform), &identity, &endpoint)
+        let node = NodeTls::create(&SimulatedProvider(platform), &identity, &endpoint, &[0; 32])
             .context("cannot create the node's attested TLS identity")?;
         // Users present no certificate, so the server's peer verifier is never consulted.
         let attested_server = node

@@ -41,6 +41,23 @@ fn write(path: &Path, data: &[u8]) -> Result<()> {
     std::fs::write(path, data).with_context(|| format!("writing {}", path.display()))
 }
 
+/// (Re)writes the `profile` line of the dev network's `network.toml` in `dir` from node 0's
+/// configuration (call it again after editing the nodes' configurations, which must stay
+/// alike in their rules).
+pub fn write_profile(dir: &Path) -> Result<()> {
+    let config = crate::config::Config::load(&dir.join("node-0/keynode.toml"))?;
+    let profile = hex::encode(crate::profile::of(&config)?);
+    let path = dir.join("network.toml");
+    let text = std::fs::read_to_string(&path)?;
+    let mut lines: Vec<String> = text
+        .lines()
+        .filter(|l| !l.starts_with("profile = "))
+        .map(str::to_owned)
+        .collect();
+    lines.push(format!("profile = \"{profile}\""));
+    write(&path, (lines.join("\n") + "\n").as_bytes())
+}
+
 /// Writes a dev network of `n` nodes into `dir`, ports `base_port..`. The simulated
 /// platform reports `measurement` (all zeros if `None`), and the manifest allows it.
 pub fn create(
@@ -172,6 +189,7 @@ pub fn create(
         )
         .as_bytes(),
     )?;
+    write_profile(&dir)?;
     Ok(DevNetwork {
         configs,
         ark_pem,

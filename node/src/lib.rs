@@ -1,7 +1,8 @@
 //! keynode as a library. A node in rooms, each with one job (ARCHITECTURE.md draws them):
 //!
 //! - [`run`]: starting a node from its configuration, everything checked before the port
-//!   opens; [`config`]: the host's configuration, validated.
+//!   opens; [`config`]: the host's configuration, validated; [`profile`]: its rules, hashed
+//!   and bound into the evidence.
 //! - [`state`]: what a running node holds, behind methods.
 //! - [`listener`]: the accept loop: attested TLS, peer admission.
 //! - [`api`]: the routes, their handlers and the error body (types in
@@ -31,6 +32,7 @@ pub mod keys;
 pub mod listener;
 pub mod peer;
 pub mod pkp;
+pub mod profile;
 pub mod registry;
 pub mod replay;
 pub mod run;

@@ -33,6 +33,18 @@ enum Command {
         #[arg(long)]
         hardware_only: bool,
     },
+    /// Print the network profile of a configuration: the hash of the rules the node runs
+    /// under (registry authority, manifest, authorisation rules, limits, minimum TCB),
+    /// bound into its evidence. Every node of a network must print the same; clients put it
+    /// in their network file as `profile`.
+    Profile {
+        /// Configuration file.
+        #[arg(long, value_name = "FILE")]
+        config: PathBuf,
+        /// Print JSON (`{"profile": HEX}`).
+        #[arg(long)]
+        json: bool,
+    },
     /// Write a local network of N nodes on the SIMULATED platform (development only; in
     /// builds with the `simulated` feature).
     #[cfg(feature = "simulated")]
@@ -111,6 +123,23 @@ fn main() -> ExitCode {
                     }
                 }
             })
+        }
+        Command::Profile { config, json } => {
+            let profile = Config::load(&config).and_then(|c| keynode::profile::of(&c));
+            match profile {
+                Ok(p) if json => {
+                    println!("{}", serde_json::json!({ "profile": hex::encode(p) }));
+                    ExitCode::SUCCESS
+                }
+                Ok(p) => {
+                    println!("{}", hex::encode(p));
+                    ExitCode::SUCCESS
+                }
+                Err(e) => {
+                    eprintln!("keynode: {e}");
+                    ExitCode::from(2)
+                }
+            }
         }
         #[cfg(feature = "simulated")]
         Command::DevNetwork {

@@ -164,12 +164,14 @@ pub async fn start(c: Config) -> Result<Running> {
         Some(_) => {}
         None => tracing::warn!("this node ({id_key}) is not in the registry: peers will refuse it"),
     }
-    let peer_verifier = Arc::new(peer_verifier(&c)?);
+    let profile = crate::profile::of(&c)?;
+    tracing::info!(profile = %hex::encode(profile), "network profile (bound into the evidence; peers must run under the same)");
+    let peer_verifier = Arc::new(peer_verifier(&c)?.with_profile(profile));
     let endpoint = c.node.endpoint.clone();
     let compressed = identity.public_compressed();
     // Making the certificate asks the secure processor for a report: off the async workers.
     let (tls, provider) = tokio::task::spawn_blocking(move || {
-        let tls = NodeTls::create(provider.as_ref(), &compressed, &endpoint);
+        let tls = NodeTls::create(provider.as_ref(), &compressed, &endpoint, &profile);
         (tls, provider)
     })
     .await?;

@@ -1,6 +1,6 @@
 //! The node's TLS identity: a key generated in memory at start (it never leaves the process)
 //! and a self-signed certificate carrying the attestation evidence, whose REPORT_DATA commits
-//! to the certificate's key, the node's identity key and its endpoint.
+//! to the certificate's key, the node's identity key, its endpoint and its network profile.
 
 use std::sync::Arc;
 
@@ -39,19 +39,22 @@ pub struct NodeTls {
     spki: Vec<u8>,
     identity: Vec<u8>,
     endpoint: String,
+    profile: [u8; 32],
     evidence: Evidence,
 }
 
 impl NodeTls {
-    /// Generates the TLS key and the certificate with evidence from `provider`.
+    /// Generates the TLS key and the certificate with evidence from `provider`, bound to
+    /// the network profile `profile`.
     pub fn create(
         provider: &dyn EvidenceProvider,
         identity: &[u8],
         endpoint: &str,
+        profile: &[u8; 32],
     ) -> Result<NodeTls, TlsError> {
         let key = KeyPair::generate_for(&PKCS_ECDSA_P256_SHA256).map_err(build)?;
         let spki = key.subject_public_key_info();
-        let pe = provider.evidence(cert_report_data(&spki, identity, endpoint))?;
+        let pe = provider.evidence(cert_report_data(&spki, identity, endpoint, profile))?;
         let evidence = Evidence {
             v: VERSION,
             platform: pe.platform,
@@ -59,6 +62,7 @@ impl NodeTls {
             certs: pe.certs,
             identity: identity.to_vec(),
             endpoint: endpoint.to_owned(),
+            profile: profile.to_vec(),
         };
         let mut params = CertificateParams::new(vec!["keynode".to_owned()]).map_err(build)?;
         params
@@ -77,6 +81,7 @@ impl NodeTls {
             spki,
             identity: identity.to_vec(),
             endpoint: endpoint.to_owned(),
+            profile: *profile,
             evidence,
         })
     }
@@ -115,7 +120,14 @@ impl NodeTls {
         nonce: &[u8],
         exporter: &[u8],
     ) -> Result<Evidence, TlsError> {
-        let rd = fresh_report_data(&self.spki, &self.identity, &self.endpoint, nonce, exporter);
+        let rd = fresh_report_data(
+            &self.spki,
+            &self.identity,
+            &self.endpoint,
+            &self.profile,
+            nonce,
+            exporter,
+        );
         let pe = provider.evidence(rd)?;
         Ok(Evidence {
             v: VERSION,
@@ -124,6 +136,7 @@ impl NodeTls {
             certs: pe.certs,
             identity: self.identity.clone(),
             endpoint: self.endpoint.clone(),
+            profile: self.profile.to_vec(),
         })
     }
 }

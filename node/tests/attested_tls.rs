@@ -44,10 +44,13 @@ fn verifier(trust_simulated: bool) -> Arc<NodeVerifier> {
     ))
 }
 
+/// The network profile these nodes run under.
+const PROFILE: [u8; 32] = [9; 32];
+
 fn node(endpoint: &str) -> (NodeTls, SimulatedProvider) {
     let provider = SimulatedProvider(platform().clone());
     let id = Identity::generate();
-    let tls = NodeTls::create(&provider, &id.public_compressed(), endpoint)
+    let tls = NodeTls::create(&provider, &id.public_compressed(), endpoint, &PROFILE)
         .unwrap_or_else(|e| panic!("{e}"));
     (tls, provider)
 }
@@ -204,7 +207,7 @@ async fn fresh_evidence_is_bound_to_its_connection() {
         attestation_verifier::abi::Report::parse(&ev.report).unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(
         report.report_data,
-        fresh_report_data(&spki_node, &identity, &endpoint, nonce, &exporter)
+        fresh_report_data(&spki_node, &identity, &endpoint, &PROFILE, nonce, &exporter)
     );
     // Replayed into another session (another exporter value), the same report does not bind.
     assert_ne!(
@@ -213,6 +216,7 @@ async fn fresh_evidence_is_bound_to_its_connection() {
             &spki_node,
             &identity,
             &endpoint,
+            &PROFILE,
             nonce,
             &[0u8; EXPORTER_LEN]
         )

@@ -83,10 +83,13 @@ impl Net {
             .unwrap_or_default();
         let state: SimulatedState = serde_json::from_str(&text).unwrap_or_else(|e| panic!("{e}"));
         let p = SimulatedPlatform::from_state(&state).unwrap_or_else(|e| panic!("{e}"));
+        // Under the network's own rules, so only what a test changes differs.
+        let profile = keynode::profile::of(&self.config(0)).unwrap_or_else(|e| panic!("{e}"));
         NodeTls::create(
             &SimulatedProvider(p),
             &identity.public_compressed(),
             endpoint,
+            &profile,
         )
         .unwrap_or_else(|e| panic!("{e}"))
     }
@@ -683,6 +686,52 @@ async fn a_crl_given_is_checked_by_peers_and_clients() {
         assert!(!st[0].verified, "{who}: {st:?}");
         assert!(
             why.contains("crl") && why.contains("not signed by"),
+            "{who}: {why}"
+        );
+    }
+}
+
+/// The network profile: every node binds the hash of the rules it runs under into its
+/// evidence. A node whose host configured other rules (here, another connection limit) is
+/// refused by a client holding the network file's profile and by a peer, naming the check;
+/// `keynode profile` prints what the network file holds.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_under_other_rules_is_refused_by_peers_and_clients() {
+    let net = Net::new(2);
+    let printed = std::process::Command::new(env!("CARGO_BIN_EXE_keynode"))
+        .args(["profile", "--json", "--config"])
+        .arg(net.path("node-0/keynode.toml"))
+        .output()
+        .unwrap_or_else(|e| panic!("{e}"));
+    let printed: serde_json::Value =
+        serde_json::from_slice(&printed.stdout).unwrap_or_else(|e| panic!("{e}"));
+    let file = keynet::network::NetworkFile::load(&net.path("network.toml"))
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(printed["profile"].as_str(), file.profile.as_deref());
+
+    let n0 = keynode::run::start(net.config(0))
+        .await
+        .unwrap_or_else(|e| panic!("{e:#}"));
+    let mut other = net.config(1);
+    other.limits.max_connections = 1000;
+    let _n1 = keynode::run::start(other)
+        .await
+        .unwrap_or_else(|e| panic!("{e:#}"));
+    let client = keynet::network::Network::open(&file).unwrap_or_else(|e| panic!("{e}"));
+    let registry = client.registry().clone();
+    let peer =
+        keynet::network::Network::with(registry, "keynet.local", n0.state.peer_verifier().clone())
+            .unwrap_or_else(|e| panic!("{e}"));
+    for (who, n) in [("client", client), ("peer", peer)] {
+        let st = n.status().await;
+        assert!(
+            st[0].verified,
+            "{who}: node 1 runs under the network's rules: {st:?}"
+        );
+        let why = st[1].error.clone().unwrap_or_default();
+        assert!(!st[1].verified, "{who}: {st:?}");
+        assert!(
+            why.contains("network_profile") && why.contains("this network's is"),
             "{who}: {why}"
         );
     }

@@ -305,14 +305,18 @@ fn soak() {
                 }
             });
         }
-        // Permission changes, each for a new key; the acknowledged ones are remembered.
+        // Permission changes, each for a new key of an owner of their own (a user's
+        // unexpired authorisations are capped per node); the acknowledged ones are
+        // remembered.
+        let owner =
+            k256::ecdsa::SigningKey::from_slice(&[77; 32]).unwrap_or_else(|e| panic!("{e}"));
         let acks: Arc<Mutex<Vec<(String, u64)>>> = Arc::default();
         {
             let (net, shared, acks, user) = (
                 cluster.network(),
                 shared.clone(),
                 acks.clone(),
-                user.clone(),
+                owner.clone(),
             );
             load.spawn(async move {
                 let mut i = 0u64;
@@ -443,7 +447,7 @@ fn soak() {
                 continue;
             };
             let answers = net
-                .set_permissions(&user, name, vec![], *seq)
+                .set_permissions(&owner, name, vec![], *seq)
                 .await
                 .unwrap_or_else(|e| panic!("{e}"));
             checked += 1;

@@ -4,11 +4,12 @@
 //! length-prefixed fields (u32 big-endian length, then the bytes), so no two different
 //! inputs hash the same message:
 //!
-//! - certificate binding: `SHA-512("keynet/tls-cert/v1" || lp(spki) || lp(identity) || lp(endpoint))`,
-//!   where `spki` is the DER SubjectPublicKeyInfo of the TLS certificate;
-//! - fresh binding: `SHA-512("keynet/fresh/v1" || lp(spki) || lp(identity) || lp(endpoint) ||
-//!   lp(nonce) || lp(exporter))`, where `exporter` is the TLS exporter value (RFC 8446 7.5)
-//!   of the very connection, label [`EXPORTER_LABEL`], no context, 32 bytes.
+//! - certificate binding: `SHA-512("keynet/tls-cert/v2" || lp(spki) || lp(identity) ||
+//!   lp(endpoint) || lp(profile))`, where `spki` is the DER SubjectPublicKeyInfo of the TLS
+//!   certificate and `profile` the SHA-256 of the network profile the node runs under;
+//! - fresh binding: `SHA-512("keynet/fresh/v2" || lp(spki) || lp(identity) || lp(endpoint) ||
+//!   lp(profile) || lp(nonce) || lp(exporter))`, where `exporter` is the TLS exporter value
+//!   (RFC 8446 7.5) of the very connection, label [`EXPORTER_LABEL`], no context, 32 bytes.
 
 use ring::digest::{Context, SHA512};
 
@@ -30,10 +31,10 @@ fn digest(label: &[u8], fields: &[&[u8]]) -> [u8; 64] {
 }
 
 /// REPORT_DATA of the report in a node's certificate.
-pub fn cert_report_data(spki: &[u8], identity: &[u8], endpoint: &str) -> [u8; 64] {
+pub fn cert_report_data(spki: &[u8], identity: &[u8], endpoint: &str, profile: &[u8]) -> [u8; 64] {
     digest(
-        b"keynet/tls-cert/v1",
-        &[spki, identity, endpoint.as_bytes()],
+        b"keynet/tls-cert/v2",
+        &[spki, identity, endpoint.as_bytes(), profile],
     )
 }
 
@@ -42,11 +43,19 @@ pub fn fresh_report_data(
     spki: &[u8],
     identity: &[u8],
     endpoint: &str,
+    profile: &[u8],
     nonce: &[u8],
     exporter: &[u8],
 ) -> [u8; 64] {
     digest(
-        b"keynet/fresh/v1",
-        &[spki, identity, endpoint.as_bytes(), nonce, exporter],
+        b"keynet/fresh/v2",
+        &[
+            spki,
+            identity,
+            endpoint.as_bytes(),
+            profile,
+            nonce,
+            exporter,
+        ],
     )
 }

@@ -3,18 +3,23 @@
 //! Extension OID: `2.25.8624642988473732942.1` (non-critical). `2.25` is the UUID arc
 //! (ITU-T X.667); 8624642988473732942 is the integer of the UUID
 //! `00000000-0000-0000-77b0-8a8e10c3ad4e`, chosen at random for Keynet, and `.1` is this
-//! extension. The extension value is a CBOR map (RFC 8949), version 1:
+//! extension. The extension value is a CBOR map (RFC 8949), version 2:
 //!
 //! ```text
 //! {
-//!   "v": 1,                      ; format version; others are refused
+//!   "v": 2,                      ; format version; others are refused
 //!   "platform": "snp" | "snp-simulated",
 //!   "report": bstr,              ; the 1184-byte SEV-SNP report as the platform returned it
 //!   "certs": [ { "kind": "vcek" | "vlek" | "ask" | "asvk" | "ark", "der": bstr } ],
 //!   "identity": bstr,            ; the node's secp256k1 identity key, 33-byte compressed
-//!   "endpoint": tstr             ; "host:port" the node serves, as in the registry
+//!   "endpoint": tstr,            ; "host:port" the node serves, as in the registry
+//!   "profile": bstr              ; SHA-256 of the network profile the node runs under
 //! }
 //! ```
+//!
+//! Version 2 added `profile`: the hash of the rules the node runs under (registry
+//! authority, manifest, authorisation rules, limits, minimum TCB), so two nodes of one
+//! network provably run under the same rules and a client can require the network's.
 //!
 //! REPORT_DATA binds the report to this certificate: see [`super::binding`].
 
@@ -25,7 +30,7 @@ pub const EVIDENCE_OID: &str = "2.25.8624642988473732942.1";
 /// The same OID as arcs (each fits in a u64), for certificate builders.
 pub const EVIDENCE_OID_ARCS: [u64; 4] = [2, 25, 8_624_642_988_473_732_942, 1];
 /// The only format version.
-pub const VERSION: u8 = 1;
+pub const VERSION: u8 = 2;
 /// Upper bound on an encoded evidence value: a report plus a few certificates.
 pub const MAX_LEN: usize = 64 * 1024;
 
@@ -86,6 +91,9 @@ pub struct Evidence {
     pub identity: Vec<u8>,
     /// The endpoint the node serves.
     pub endpoint: String,
+    /// SHA-256 of the network profile the node runs under (32 bytes).
+    #[serde(with = "serde_bytes_compat")]
+    pub profile: Vec<u8>,
 }
 
 /// Why evidence could not be decoded.
@@ -137,6 +145,12 @@ impl Evidence {
                     "expected a 33-byte compressed secp256k1 key, found {} bytes",
                     e.identity.len()
                 ),
+            });
+        }
+        if e.profile.len() != 32 {
+            return Err(EvidenceError::Field {
+                field: "profile",
+                reason: format!("expected 32 bytes, found {}", e.profile.len()),
             });
         }
         if e.endpoint.is_empty() || e.endpoint.len() > 255 || !e.endpoint.is_ascii() {

@@ -76,6 +76,7 @@ const CACHE_CAP: usize = 1024;
 pub struct NodeVerifier {
     verifier: Verifier,
     crl: Option<Vec<u8>>,
+    profile: Option<[u8; 32]>,
     ttl: i64,
     accepted: Mutex<HashMap<[u8; 32], Arc<AttestedNode>>>,
     rejected: Mutex<HashMap<[u8; 32], Arc<Verdict>>>,
@@ -95,6 +96,7 @@ impl NodeVerifier {
         NodeVerifier {
             verifier: Verifier::new(trust, policy),
             crl: None,
+            profile: None,
             ttl: DEFAULT_CACHE_TTL,
             accepted: Mutex::new(HashMap::new()),
             rejected: Mutex::new(HashMap::new()),
@@ -107,6 +109,13 @@ impl NodeVerifier {
     /// chain's ARK, fails the `crl` check.
     pub fn with_crl(mut self, crl: Vec<u8>) -> Self {
         self.crl = Some(crl);
+        self
+    }
+
+    /// Requires the network profile `profile` (SHA-256) in every node's evidence: nodes
+    /// running under other rules fail the `network_profile` check.
+    pub fn with_profile(mut self, profile: [u8; 32]) -> Self {
+        self.profile = Some(profile);
         self
     }
 
@@ -214,21 +223,60 @@ impl NodeVerifier {
             product: None,
         };
         let mut verdict = self.verifier.verify(&report, &inputs)?;
-        let want = cert_report_data(&spki, &evidence.identity, &evidence.endpoint);
+        let want = cert_report_data(
+            &spki,
+            &evidence.identity,
+            &evidence.endpoint,
+            &evidence.profile,
+        );
         let bound = report.report_data == want;
         verdict.checks.push(Check {
             check: "tls_key_binding".into(),
             status: if bound { Status::Pass } else { Status::Fail },
             detail: if bound {
-                "REPORT_DATA commits to this certificate's key, the identity key and the endpoint".into()
+                "REPORT_DATA commits to this certificate's key, the identity key, the endpoint \
+                 and the network profile"
+                    .into()
             } else {
                 format!(
-                    "REPORT_DATA {} is not the binding {} of this certificate's key, identity and endpoint",
+                    "REPORT_DATA {} is not the binding {} of this certificate's key, identity, \
+                     endpoint and profile",
                     hex::encode(report.report_data),
                     hex::encode(want)
                 )
             },
             required: true,
+        });
+        verdict.checks.push(match &self.profile {
+            None => Check {
+                check: "network_profile".into(),
+                status: Status::Skipped,
+                detail: format!(
+                    "none required (the node runs under {})",
+                    hex::encode(&evidence.profile)
+                ),
+                required: false,
+            },
+            Some(p) => {
+                let same = evidence.profile == p.as_slice();
+                Check {
+                    check: "network_profile".into(),
+                    status: if same { Status::Pass } else { Status::Fail },
+                    detail: if same {
+                        format!(
+                            "the node runs under this network's profile {}",
+                            hex::encode(p)
+                        )
+                    } else {
+                        format!(
+                            "the node runs under profile {}, this network's is {}",
+                            hex::encode(&evidence.profile),
+                            hex::encode(p)
+                        )
+                    },
+                    required: true,
+                }
+            }
         });
         let simulated_claim = evidence.platform == Platform::SnpSimulated;
         if simulated_claim != verdict.simulated {

@@ -169,8 +169,13 @@ impl Fixture {
             min_stake: Stake::from_wei(1),
             nodes,
         };
-        let tls = NodeTls::create(&provider, &me.public_compressed(), "127.0.0.1:7001")
-            .unwrap_or_else(|e| panic!("{e}"));
+        let tls = NodeTls::create(
+            &provider,
+            &me.public_compressed(),
+            "127.0.0.1:7001",
+            &[5; 32],
+        )
+        .unwrap_or_else(|e| panic!("{e}"));
         let verifier = Arc::new(NodeVerifier::new(TrustStore::amd(), Policy::default()));
         let state = Arc::new(NodeState::new(Parts {
             peers: Peers::new(&tls, verifier.clone(), Duration::from_secs(2))

@@ -42,6 +42,8 @@ impl Cluster {
             );
             std::fs::write(c, text).unwrap_or_else(|e| panic!("{e}"));
         }
+        // The rules changed: the network file names the new profile.
+        keynode::devnet::write_profile(dir.path()).unwrap_or_else(|e| panic!("{e:#}"));
         Cluster {
             dir,
             n,
