@@ -196,6 +196,8 @@ boot sim "$TEST_INITRD" "$test_cmdline" \
 t_serving=$(wait_for sim 'serving')
 expect sim 'keynet-init: simulated platform ALLOWED by the measured command line'
 expect sim 'SIMULATED SEV-SNP PLATFORM'
+# init raised the open-file limit keynode inherits; keynode fitted its connection table.
+expect sim 'open_files=65536 max_connections=16384'
 step "keynet attest https://127.0.0.1:$port (simulated roots, manifest = the test digest)"
 ok=0
 for _ in $(seq 1 30); do
