@@ -76,7 +76,7 @@ pub struct LimitsSection {
     pub pkp_keys_per_owner: usize,
     /// Derived keys with permissions, in all.
     pub pkp_keys: usize,
-    /// Bytes of sealed permission records, in all.
+    /// Bytes of sealed permission records on disk, in all (each counts at least 4 KiB).
     pub pkp_bytes: usize,
     /// Permission changes waiting for the disk at once.
     pub pkp_queued: usize,
@@ -102,7 +102,7 @@ impl Default for LimitsSection {
             signing_sessions_per_address: 32,
             signing_sessions_total: 4_096,
             pkp_keys_per_owner: 1_024,
-            pkp_keys: 1_048_576,
+            pkp_keys: 65_536,
             pkp_bytes: 256 << 20,
             pkp_queued: 64,
             pkp_changes_per_second: 50,

@@ -52,7 +52,8 @@ pub struct PkpLimits {
     pub per_owner: usize,
     /// Keys with permissions in all.
     pub keys: usize,
-    /// Bytes of records in all.
+    /// Bytes of records in all, as the disk holds them: each record counts at least one
+    /// 4 KiB block (a file system's, or a RAM disk's page).
     pub bytes: usize,
     /// Changes waiting for the disk at once.
     pub queued: usize,
@@ -66,7 +67,7 @@ impl Default for PkpLimits {
     fn default() -> Self {
         PkpLimits {
             per_owner: 1_024,
-            keys: 1_048_576,
+            keys: 65_536,
             bytes: 256 << 20,
             queued: 64,
             per_second: 50,
@@ -183,6 +184,11 @@ fn xor(a: &mut [u8; 32], b: &[u8; 32]) {
     }
 }
 
+/// What a record of `len` bytes takes on disk: whole 4 KiB blocks.
+fn on_disk(len: usize) -> usize {
+    len.div_ceil(4096).max(1) * 4096
+}
+
 fn digest(bytes: &[u8]) -> [u8; 32] {
     Sha256::digest(bytes).into()
 }
@@ -226,7 +232,7 @@ impl Permissions {
                 return Err(invalid(&name, "the record is another key's"));
             }
             xor(&mut t.root, &digest(&bytes));
-            t.bytes += bytes.len();
+            t.bytes += on_disk(bytes.len());
             *t.by_owner.entry(e.key.owner()).or_default() += 1;
             t.entries.insert(id, e);
         }
@@ -358,7 +364,12 @@ impl Permissions {
                 .map(serde_json::to_vec)
                 .transpose()
                 .map_err(|e| invalid(&record_name(&id), e))?;
-            self.check_budget(&t, &owner, old_bytes.as_ref().map(Vec::len), bytes.len())?;
+            self.check_budget(
+                &t,
+                &owner,
+                old_bytes.as_ref().map(|o| on_disk(o.len())),
+                on_disk(bytes.len()),
+            )?;
             (t.root, old_bytes)
         };
         let mut next_root = root;
@@ -385,7 +396,7 @@ impl Permissions {
         )?;
         let mut t = self.table.write().unwrap_or_else(|p| p.into_inner());
         t.root = next_root;
-        t.bytes = t.bytes - old.as_ref().map_or(0, Vec::len) + bytes.len();
+        t.bytes = t.bytes - old.as_ref().map_or(0, |o| on_disk(o.len())) + on_disk(bytes.len());
         if old.is_none() {
             *t.by_owner.entry(owner).or_default() += 1;
         }
@@ -420,7 +431,7 @@ impl Permissions {
         }
         if t.bytes - old.unwrap_or(0) + new > l.bytes {
             return Err(PkpError::Limit(format!(
-                "this node's permission records take {} bytes (at most {})",
+                "this node's permission records take {} bytes on disk (at most {})",
                 t.bytes, l.bytes
             )));
         }
@@ -637,7 +648,7 @@ mod tests {
         let tight = Permissions::load(
             &s,
             PkpLimits {
-                bytes: 256,
+                bytes: 3 * 4096 - 1,
                 ..limits
             },
         )
