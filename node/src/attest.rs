@@ -12,7 +12,6 @@
 //! Per-address shares keep one address from filling the queue; the FIFO semaphore keeps
 //! arrival order, so an honest client waits for at most the queue ahead of it.
 
-use std::collections::HashMap;
 use std::net::IpAddr;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -23,6 +22,7 @@ use tokio::sync::Semaphore;
 
 use crate::api::ApiError;
 use crate::lock;
+use crate::quota::{Full, Quota};
 use crate::state::NodeState;
 
 /// How fresh evidence is metered.
@@ -42,13 +42,8 @@ pub struct AttestLimits {
 pub struct AttestMeter {
     limits: AttestLimits,
     permits: Semaphore,
-    inner: Mutex<Queued>,
-}
-
-#[derive(Default)]
-struct Queued {
-    total: usize,
-    by_address: HashMap<IpAddr, usize>,
+    /// Reports queued or running, per address and in all.
+    queue: Quota<IpAddr>,
 }
 
 /// A place in the queue; dropping it leaves.
@@ -59,14 +54,7 @@ struct Place<'a> {
 
 impl Drop for Place<'_> {
     fn drop(&mut self) {
-        let mut q = lock(&self.meter.inner);
-        q.total -= 1;
-        if let Some(n) = q.by_address.get_mut(&self.addr) {
-            *n -= 1;
-            if *n == 0 {
-                q.by_address.remove(&self.addr);
-            }
-        }
+        self.meter.queue.give(&self.addr);
     }
 }
 
@@ -80,35 +68,29 @@ impl AttestMeter {
         AttestMeter {
             limits,
             permits: Semaphore::new(limits.concurrent.max(1)),
-            inner: Mutex::new(Queued::default()),
+            queue: Quota::new(limits.per_address, limits.queue),
         }
     }
 
     fn enter(&self, addr: IpAddr, peer: bool) -> Result<Place<'_>, ApiError> {
-        let mut q = lock(&self.inner);
-        let mine = q.by_address.get(&addr).copied().unwrap_or(0);
-        if mine >= self.limits.per_address && !peer {
-            return Err(ApiError::new(
+        match self.queue.take(&addr, peer) {
+            Ok(()) => Ok(Place { meter: self, addr }),
+            Err(Full::Key(mine)) => Err(ApiError::new(
                 ErrorCode::RateLimited,
                 format!(
                     "{addr} has {mine} fresh reports queued or running here (at most {}); \
                      retry when they are done",
                     self.limits.per_address
                 ),
-            ));
-        }
-        if q.total >= self.limits.queue {
-            return Err(ApiError::new(
+            )),
+            Err(Full::Total(all)) => Err(ApiError::new(
                 ErrorCode::Overloaded,
                 format!(
-                    "{} fresh reports are queued or running here (at most {}); retry shortly",
-                    q.total, self.limits.queue
+                    "{all} fresh reports are queued or running here (at most {}); retry shortly",
+                    self.limits.queue
                 ),
-            ));
+            )),
         }
-        q.total += 1;
-        *q.by_address.entry(addr).or_default() += 1;
-        Ok(Place { meter: self, addr })
     }
 }
 

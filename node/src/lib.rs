@@ -6,7 +6,8 @@
 //! - [`state`]: what a running node holds, behind methods.
 //! - [`listener`]: the accept loop: attested TLS, peer admission.
 //! - [`api`]: the routes, their handlers and the error body (types in
-//!   [`keynet_protocol::api`]); [`attest`]: fresh evidence, metered.
+//!   [`keynet_protocol::api`]); [`attest`]: fresh evidence, metered; [`quota`]: shares of
+//!   a bounded resource per key and in all.
 //! - [`registry`]: where the registry comes from, and the rule that it never goes back;
 //!   [`replay`]: the sealed horizon that keeps authorisations single-use across restarts.
 //! - services: [`dkg`] (the network's key generation), [`sign`] (threshold FROST signing),
@@ -33,6 +34,7 @@ pub mod listener;
 pub mod peer;
 pub mod pkp;
 pub mod profile;
+pub mod quota;
 pub mod registry;
 pub mod replay;
 pub mod run;

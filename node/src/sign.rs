@@ -31,6 +31,7 @@ use tokio::sync::oneshot;
 
 use crate::api::ApiError;
 use crate::lock;
+use crate::quota::{Full, Quota};
 use crate::state::NodeState;
 
 type Outcome = Result<(SignatureShare, SigningPackage), SignError>;
@@ -43,9 +44,8 @@ pub struct SignService {
     signer: Mutex<Option<Signer>>,
     /// Each waiting handler, by request id.
     waiters: Mutex<HashMap<[u8; 32], Waiting>>,
-    /// Open sessions per user, within `limits`.
-    open: Mutex<OpenSessions>,
-    limits: SessionLimits,
+    /// Open sessions, per user and in all.
+    open: Quota<Address>,
     tokens: AtomicU64,
     wait: Duration,
     shares_issued: AtomicU64,
@@ -60,12 +60,6 @@ pub struct SessionLimits {
     pub per_address: usize,
     /// In all.
     pub total: usize,
-}
-
-#[derive(Default)]
-struct OpenSessions {
-    total: usize,
-    by_user: HashMap<Address, usize>,
 }
 
 /// The one handler waiting for a session's outcome; its entry leaves the table with it
@@ -86,14 +80,7 @@ impl Drop for Waiter<'_> {
             waiters.remove(&self.id);
         }
         drop(waiters);
-        let mut open = lock(&self.service.open);
-        open.total -= 1;
-        if let Some(n) = open.by_user.get_mut(&self.user) {
-            *n -= 1;
-            if *n == 0 {
-                open.by_user.remove(&self.user);
-            }
-        }
+        self.service.open.give(&self.user);
     }
 }
 
@@ -103,8 +90,7 @@ impl SignService {
         SignService {
             signer: Mutex::new(None),
             waiters: Mutex::new(HashMap::new()),
-            open: Mutex::new(OpenSessions::default()),
-            limits,
+            open: Quota::new(limits.per_address, limits.total),
             tokens: AtomicU64::new(0),
             wait,
             shares_issued: AtomicU64::new(0),
@@ -132,32 +118,25 @@ impl SignService {
 
     /// Registers the one waiter of request `id` from `user`, within the session limits.
     fn waiter(&self, id: [u8; 32], user: Address) -> Result<Waiter<'_>, ApiError> {
-        {
-            let mut open = lock(&self.open);
-            let mine = open.by_user.get(&user).copied().unwrap_or(0);
-            if mine >= self.limits.per_address {
-                return Err(ApiError::new(
+        self.open.take(&user, false).map_err(|full| {
+            let (per_user, total) = self.open.limits();
+            match full {
+                Full::Key(mine) => ApiError::new(
                     ErrorCode::RateLimited,
                     format!(
-                        "{} has {mine} signing sessions open here (at most {}); retry when \
-                         they are done",
+                        "{} has {mine} signing sessions open here (at most {per_user}); retry \
+                         when they are done",
                         user.to_checksum(),
-                        self.limits.per_address
                     ),
-                ));
-            }
-            if open.total >= self.limits.total {
-                return Err(ApiError::new(
+                ),
+                Full::Total(all) => ApiError::new(
                     ErrorCode::Overloaded,
                     format!(
-                        "{} signing sessions are open here (at most {}); retry shortly",
-                        open.total, self.limits.total
+                        "{all} signing sessions are open here (at most {total}); retry shortly"
                     ),
-                ));
+                ),
             }
-            open.total += 1;
-            *open.by_user.entry(user).or_default() += 1;
-        }
+        })?;
         let (tx, rx) = oneshot::channel();
         let token = self.tokens.fetch_add(1, Ordering::Relaxed);
         // From here the waiter owns its count: dropped on any path below, it gives it back.

@@ -31,6 +31,7 @@ use tokio_rustls::client::TlsStream;
 
 mod common;
 use common::cluster::{Cluster, rt};
+use common::percentiles;
 
 /// An attacker does not check who it talks to.
 #[derive(Debug)]
@@ -169,6 +170,21 @@ async fn closed(conns: &mut [TlsStream<TcpStream>]) -> usize {
     n
 }
 
+/// Where an attack's connections come from.
+type Source = Box<dyn Fn(usize) -> Ipv4Addr + Sync>;
+
+/// An attack's two shapes: every connection from `one`; then nearly each from an address
+/// of its own, 127.0.`first`.1 and up (250 per third octet).
+fn shapes(one: Ipv4Addr, first: u8) -> [(&'static str, Source); 2] {
+    [
+        ("from one address", Box::new(move |_| one)),
+        (
+            "from many addresses",
+            Box::new(move |i| Ipv4Addr::new(127, 0, first + (i / 250) as u8, 1 + (i % 250) as u8)),
+        ),
+    ]
+}
+
 /// This test process opens thousands of sockets.
 fn raise_own_open_files() {
     use rustix::process::{Resource, Rlimit, getrlimit, setrlimit};
@@ -244,18 +260,9 @@ fn hostile_connections_leave_the_node_running_and_serving() {
     let to = node_addr(&cluster);
     rt().block_on(async {
         wait_serving(&cluster).await;
-        let one = |_| Ipv4Addr::new(127, 0, 0, 1);
-        // 127.0.1.1 .. 127.0.8.250: a different address for nearly every connection.
-        let many = |i: usize| Ipv4Addr::new(127, 0, 1 + (i / 250) as u8, 1 + (i % 250) as u8);
-        for (during, from) in [
-            (
-                "from one address",
-                &one as &(dyn Fn(usize) -> Ipv4Addr + Sync),
-            ),
-            ("from many addresses", &many),
-        ] {
-            let slow = slow_headers(to, 200, from);
-            let mut idle = open_many(to, 2_000, from).await;
+        for (during, from) in shapes(Ipv4Addr::new(127, 0, 0, 1), 1) {
+            let slow = slow_headers(to, 200, &from);
+            let mut idle = open_many(to, 2_000, &from).await;
             still_running(&mut cluster, during);
             new_client_served(&cluster, during).await;
             let dropped = closed(&mut idle).await;
@@ -438,16 +445,8 @@ fn a_flood_of_fresh_evidence_requests_is_metered_and_a_new_client_is_served() {
     let to = node_addr(&cluster);
     rt().block_on(async {
         wait_serving(&cluster).await;
-        let one = |_| Ipv4Addr::new(127, 0, 0, 2);
-        let many = |i: usize| Ipv4Addr::new(127, 0, 9 + (i / 250) as u8, 1 + (i % 250) as u8);
-        for (during, from) in [
-            (
-                "from one address",
-                &one as &(dyn Fn(usize) -> Ipv4Addr + Sync),
-            ),
-            ("from many addresses", &many),
-        ] {
-            let conns = open_many(to, 1_000, from).await;
+        for (during, from) in shapes(Ipv4Addr::new(127, 0, 0, 2), 9) {
+            let conns = open_many(to, 1_000, &from).await;
             assert!(conns.len() > 900, "{during}: {} connections", conns.len());
             let mut flood = JoinSet::new();
             for (i, mut s) in conns.into_iter().enumerate() {
@@ -472,16 +471,6 @@ fn a_flood_of_fresh_evidence_requests_is_metered_and_a_new_client_is_served() {
             still_running(&mut cluster, during);
         }
     });
-}
-
-/// Latency percentiles of `samples`, milliseconds.
-fn percentiles(mut samples: Vec<Duration>) -> (u128, u128) {
-    samples.sort();
-    let at = |q: f64| {
-        let i = ((samples.len() as f64 * q).ceil() as usize).clamp(1, samples.len()) - 1;
-        samples[i].as_millis()
-    };
-    (at(0.5), at(0.99))
 }
 
 /// `count` signings by `user`, one after another: each one's time.

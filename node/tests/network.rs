@@ -62,6 +62,29 @@ impl Net {
             },
         ))
     }
+    /// A client's verifier for this network (its simulated root and manifest), with the
+    /// other checks of `policy`.
+    fn verifier_with(&self, policy: Policy) -> NodeVerifier {
+        let pem = std::fs::read(self.path("simulated-ark.pem")).unwrap_or_default();
+        let trust = keynet::trust_store(Some(pem.as_slice())).unwrap_or_else(|e| panic!("{e}"));
+        let m = Manifest::parse(&std::fs::read(self.path("manifest.json")).unwrap_or_default())
+            .unwrap_or_else(|e| panic!("{e}"));
+        NodeVerifier::new(
+            trust,
+            Policy {
+                manifest: Some(m),
+                ..policy
+            },
+        )
+    }
+    /// The registry the nodes serve.
+    fn registry(&self) -> keynet_protocol::registry::Registry {
+        SignedRegistry::parse_unverified(
+            &std::fs::read(self.path("registry.json")).unwrap_or_default(),
+        )
+        .unwrap_or_else(|e| panic!("{e}"))
+        .registry
+    }
     /// Node `i`'s identity, unsealed with its simulated chip's key.
     fn identity(&self, i: usize) -> Identity {
         use keynode::evidence::EvidenceProvider;
@@ -599,24 +622,12 @@ async fn a_report_below_the_networks_minimum_tcb_is_refused_by_peers_and_clients
                 .unwrap_or_else(|e| panic!("{e:#}")),
         );
     }
-    let registry = SignedRegistry::parse_unverified(
-        &std::fs::read(net.path("registry.json")).unwrap_or_default(),
-    )
-    .unwrap_or_else(|e| panic!("{e}"))
-    .registry;
-    let manifest = Manifest::parse(&std::fs::read(net.path("manifest.json")).unwrap_or_default())
-        .unwrap_or_else(|e| panic!("{e}"));
-    let pem = std::fs::read(net.path("simulated-ark.pem")).unwrap_or_default();
+    let registry = net.registry();
     let client = |min: &str| {
-        let trust = keynet::trust_store(Some(pem.as_slice())).unwrap_or_else(|e| panic!("{e}"));
-        Arc::new(NodeVerifier::new(
-            trust,
-            Policy {
-                manifest: Some(manifest.clone()),
-                min_tcb: Some(min.parse().unwrap_or_else(|e| panic!("{e}"))),
-                ..Policy::default()
-            },
-        ))
+        Arc::new(net.verifier_with(Policy {
+            min_tcb: Some(min.parse().unwrap_or_else(|e| panic!("{e}"))),
+            ..Policy::default()
+        }))
     };
     // A client requiring snp 25, and node 2 dialling node 1 with its own verifier (as it
     // does for DKG and signing): both refuse, naming the TCB.
@@ -657,24 +668,8 @@ async fn a_crl_given_is_checked_by_peers_and_clients() {
     let _n0 = keynode::run::start(net.config(0))
         .await
         .unwrap_or_else(|e| panic!("{e:#}"));
-    let registry = SignedRegistry::parse_unverified(
-        &std::fs::read(net.path("registry.json")).unwrap_or_default(),
-    )
-    .unwrap_or_else(|e| panic!("{e}"))
-    .registry;
-    let pem = std::fs::read(net.path("simulated-ark.pem")).unwrap_or_default();
-    let manifest = Manifest::parse(&std::fs::read(net.path("manifest.json")).unwrap_or_default())
-        .unwrap_or_else(|e| panic!("{e}"));
-    let client = Arc::new(
-        NodeVerifier::new(
-            keynet::trust_store(Some(pem.as_slice())).unwrap_or_else(|e| panic!("{e}")),
-            Policy {
-                manifest: Some(manifest),
-                ..Policy::default()
-            },
-        )
-        .with_crl(crl),
-    );
+    let registry = net.registry();
+    let client = Arc::new(net.verifier_with(Policy::default()).with_crl(crl));
     for (who, verifier) in [
         ("client", client),
         ("peer", n1.state.peer_verifier().clone()),

@@ -30,6 +30,7 @@ use tokio::task::JoinSet;
 
 mod common;
 use common::cluster::{Cluster, rt};
+use common::percentiles;
 
 fn env_or(name: &str, default: u64) -> u64 {
     std::env::var(name)
@@ -504,13 +505,9 @@ fn soak() {
         }
         println!("latency p50 / p99, ms, by phase:");
         for ((op, phase), v) in &t.latency {
-            let mut v = v.clone();
-            v.sort();
-            let at = |q: f64| v[((v.len() as f64 * q).ceil() as usize).clamp(1, v.len()) - 1];
+            let (p50, p99) = percentiles(v.clone());
             println!(
-                "  {op:<12} {phase:<12} {:>6} / {:>6}  ({} ops)",
-                at(0.5).as_millis(),
-                at(0.99).as_millis(),
+                "  {op:<12} {phase:<12} {p50:>6} / {p99:>6}  ({} ops)",
                 v.len()
             );
         }

@@ -89,6 +89,15 @@ impl Inner {
         Some(e)
     }
 
+    /// Removes connection `id` and tells its task to drop the socket.
+    fn kick(&mut self, id: u64) {
+        if let Some(mut e) = self.remove(id)
+            && let Some(k) = e.kick.take()
+        {
+            let _ = k.send(());
+        }
+    }
+
     /// Evicts the oldest evictable connection (from `addr` only, if given).
     fn evict_oldest(&mut self, addr: Option<IpAddr>) -> bool {
         let victim = self
@@ -100,11 +109,7 @@ impl Inner {
         let Some(id) = victim else {
             return false;
         };
-        if let Some(mut e) = self.remove(id)
-            && let Some(k) = e.kick.take()
-        {
-            let _ = k.send(());
-        }
+        self.kick(id);
         self.evicted += 1;
         true
     }
@@ -134,11 +139,6 @@ impl ConnTable {
             limits,
             inner: Mutex::new(Inner::default()),
         })
-    }
-
-    /// Its limits.
-    pub fn limits(&self) -> ConnLimits {
-        self.limits
     }
 
     /// Takes in a new connection from `addr`, evicting the oldest idle one where a limit is
@@ -196,11 +196,7 @@ impl ConnTable {
             .map(|(id, _)| *id)
             .collect();
         for id in &stale {
-            if let Some(mut e) = t.remove(*id)
-                && let Some(k) = e.kick.take()
-            {
-                let _ = k.send(());
-            }
+            t.kick(*id);
         }
         stale.len()
     }

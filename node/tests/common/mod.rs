@@ -31,3 +31,14 @@ pub fn free_ports(n: u16) -> u16 {
     }
     panic!("no free ports")
 }
+
+/// The p50 and p99 of `samples` (nearest rank), milliseconds.
+#[allow(dead_code)]
+pub fn percentiles(mut samples: Vec<std::time::Duration>) -> (u128, u128) {
+    samples.sort();
+    let at = |q: f64| {
+        let i = ((samples.len() as f64 * q).ceil() as usize).clamp(1, samples.len()) - 1;
+        samples[i].as_millis()
+    };
+    (at(0.5), at(0.99))
+}

@@ -135,17 +135,6 @@ pub enum AuthError {
     },
 }
 
-impl AuthError {
-    /// True if the authorisation may be fine and a limit of the node stopped it (a retry
-    /// later can succeed); false if the authorisation itself is refused.
-    pub fn is_limit(&self) -> bool {
-        matches!(
-            self,
-            AuthError::AddressBusy { .. } | AuthError::NodeBusy { .. }
-        )
-    }
-}
-
 /// A node's checker: what it expects, and the nonces it has seen (until they expire).
 #[derive(Debug)]
 pub struct AuthVerifier {
