@@ -3,12 +3,14 @@
 //! - [`tls`]: the attested TLS 1.3 configurations. A server presents its attested
 //!   certificate; a client verifies it in full during the handshake (chain to AMD's pinned
 //!   roots, report, published measurement, REPORT_DATA binding the TLS key); a node dialling
-//!   a peer presents its own, which the peer verifies the same way.
+//!   a peer presents its own, which the peer verifies the same way after the handshake
+//!   (metered, so a stranger cannot make it do that work unbounded).
 //! - [`http`]: HTTP/1.1 over such a connection: open, send, answers size-capped.
 //! - [`verify`]: the one answer to "is this the node I meant?": the handshake's verdict, the
 //!   registry member's identity key and endpoint, and fresh evidence bound to a new nonce
 //!   and to this very TLS session ([`verify::verify_node`]); and, for a server, whether a
-//!   peer that presented a certificate may be admitted ([`verify::admit_peer`]).
+//!   peer that presented a certificate may be admitted ([`verify::claim_peer`], then
+//!   [`verify::admit_peer`]).
 //! - [`pool`]: kept-alive connections to one registry member, each verified when opened,
 //!   and typed calls of the node API ([`keynet_protocol::api`]).
 //! - [`fetch`]: a plain `http(s)://` GET with a time budget and a size cap, for documents

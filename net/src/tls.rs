@@ -44,8 +44,9 @@ pub fn client_config(
     }
 }
 
-/// A node's server: presents `own`; clients may present a certificate (peers must, and it
-/// is then verified in full by `peers`), users connect without one.
+/// A node's server: presents `own`; clients may present a certificate (peers must), users
+/// connect without one. A presented certificate is only proven held in the handshake; the
+/// server verifies it after, metered ([`crate::verify::admit_peer`]), with `peers`.
 pub fn server_config(
     peers: Arc<NodeVerifier>,
     own: CertifiedKey,
@@ -53,7 +54,7 @@ pub fn server_config(
     rustls::ServerConfig::builder_with_provider(provider())
         .with_protocol_versions(&[&rustls::version::TLS13])
         .map_err(err)?
-        .with_client_cert_verifier(Arc::new(AttestedClientVerifier::optional(peers)))
+        .with_client_cert_verifier(Arc::new(AttestedClientVerifier::deferred(peers)))
         .with_single_cert(own.chain, own.key)
         .map_err(err)
 }

@@ -14,9 +14,11 @@
 //!    session's exporter value ([`check_fresh`]): a recorded report, or a certificate and
 //!    key copied out of a node, cannot answer it.
 //!
-//! Accepting ([`admit_peer`]): a client that presented a certificate (verified in full
-//! during the handshake) must be the registry member its evidence names, staked at least
-//! the minimum, at the endpoint the registry lists for it.
+//! Accepting: a client that presented a certificate (the handshake proved only that it
+//! holds the certificate's key) must be the registry member its evidence names, staked at
+//! least the minimum, at the endpoint the registry lists for it ([`claim_peer`], a parse
+//! and a lookup), and its certificate must then verify in full ([`admit_peer`], cached:
+//! the expensive part, which the server meters).
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -282,9 +284,9 @@ pub fn check_fresh(
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum AdmitError {
-    /// The handshake's verdict is not at hand (it expired from the cache).
-    #[error("peer certificate was not verified")]
-    NotVerified,
+    /// The certificate is not a node's, or does not verify.
+    #[error("peer certificate: {0}")]
+    Certificate(String),
     /// The evidence's identity key is not a key.
     #[error("peer identity key: {0}")]
     Identity(String),
@@ -309,23 +311,54 @@ pub struct Admitted {
     pub endpoint: String,
 }
 
-/// Admits a peer whose certificate `cert` the handshake verified: it must be in `registry`,
-/// staked at least the minimum, at the endpoint its evidence carries.
+/// What a peer's certificate claims, checked against the registry without cryptography.
+#[derive(Debug)]
+#[non_exhaustive]
+pub enum Claim {
+    /// Verified before (the verifier's cache): admitted.
+    Admitted(Admitted),
+    /// A member staked at its registered endpoint, by its claim: [`admit_peer`] decides.
+    Unverified,
+}
+
+/// Checks what peer certificate `cert` claims against `registry` (a parse and a lookup):
+/// a certificate naming no member, or a member at another endpoint or cut below the
+/// minimum stake, is refused before anything is verified.
+pub fn claim_peer(
+    verifier: &NodeVerifier,
+    cert: &[u8],
+    registry: &Registry,
+) -> Result<Claim, AdmitError> {
+    if let Some(node) = verifier.cached(cert, verifier_now()) {
+        return admitted(&node.evidence, registry).map(Claim::Admitted);
+    }
+    let (_, evidence) =
+        NodeVerifier::claimed(cert).map_err(|e| AdmitError::Certificate(e.to_string()))?;
+    admitted(&evidence, registry).map(|_| Claim::Unverified)
+}
+
+/// Admits a peer by its certificate `cert`: verified in full (or found in the verifier's
+/// cache), then the registry member its evidence names, staked at least the minimum, at
+/// the endpoint its evidence carries. CPU-heavy when not cached: run it metered.
 pub fn admit_peer(
     verifier: &NodeVerifier,
     cert: &[u8],
     registry: &Registry,
 ) -> Result<Admitted, AdmitError> {
     let node = verifier
-        .cached(cert, verifier_now())
-        .ok_or(AdmitError::NotVerified)?;
-    let identity = IdentityKey::from_sec1(&node.evidence.identity)
+        .verify(cert, verifier_now())
+        .map_err(|e| AdmitError::Certificate(e.to_string()))?;
+    admitted(&node.evidence, registry)
+}
+
+fn admitted(evidence: &Evidence, registry: &Registry) -> Result<Admitted, AdmitError> {
+    let identity = IdentityKey::from_sec1(&evidence.identity)
         .map_err(|e| AdmitError::Identity(e.to_string()))?;
     registry
-        .check_peer(&identity, &node.evidence.endpoint)
+        .check_peer(&identity, &evidence.endpoint)
         .map_err(|refusal| AdmitError::Refused { identity, refusal })?;
     Ok(Admitted {
         identity,
-        endpoint: node.evidence.endpoint.clone(),
+        endpoint: evidence.endpoint.clone(),
     })
 }

@@ -9,8 +9,13 @@
 //! latency p50/p99 over sequential operations, and operations per second with several in
 //! flight.
 //!
+//! Then, for n = 4, signing latency while every node is flooded with permission writes from
+//! fresh wallets (presigned at several rates, and signed on the fly as fast as eight
+//! writers can), beside the quiet figure: a flood must not stall signing.
+//!
 //! `cargo bench -p keynode --bench threshold_network` (`KEYNET_BENCH_SIGNINGS=N` sets the
-//! number of sequential signings, default 300; throughput runs 4x that).
+//! number of sequential signings, default 300; throughput runs 4x that, and each flood 3x;
+//! `KEYNET_BENCH_PART=table` or `flood` runs one part only).
 
 use std::future::Future;
 use std::path::PathBuf;
@@ -27,6 +32,10 @@ use keynet_encryption::Header;
 use keynet_eth::address_of;
 use keynet_protocol::request::KeyRef;
 use sha2::{Digest, Sha256};
+
+#[path = "../tests/common/flood.rs"]
+mod flood;
+use flood::Flood;
 
 struct Cluster {
     _dir: tempfile::TempDir,
@@ -142,12 +151,10 @@ async fn figures(op: Op, count: usize) -> Result<Figures> {
     })
 }
 
-async fn measure(n: usize, count: usize) -> Result<Row> {
-    let cluster = start(n)?;
-    let net = Network::open(&NetworkFile::load(&cluster.network_file)?)?;
-    // Wait for every node's DKG, then read how long it took at each.
+/// Waits for every node's DKG; returns how long it took at the slowest (ms).
+async fn wait_dkg(net: &Network, n: usize) -> Result<u64> {
     let deadline = Instant::now() + Duration::from_secs(180);
-    let dkg_ms = loop {
+    loop {
         let st = net.status().await;
         if st.iter().all(|s| s.error.is_none()) {
             let mut worst = 0u64;
@@ -159,13 +166,19 @@ async fn measure(n: usize, count: usize) -> Result<Row> {
                 let v: serde_json::Value = serde_json::from_slice(&body)?;
                 worst = worst.max(v["dkg"]["millis"].as_u64().unwrap_or(0));
             }
-            break worst;
+            return Ok(worst);
         }
         if Instant::now() > deadline {
             bail!("n={n}: DKG did not finish: {st:?}");
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
-    };
+    }
+}
+
+async fn measure(n: usize, count: usize) -> Result<Row> {
+    let cluster = start(n)?;
+    let net = Network::open(&NetworkFile::load(&cluster.network_file)?)?;
+    let dkg_ms = wait_dkg(&net, n).await?;
     let text = std::fs::read_to_string(&cluster.user_key)?;
     let user = SigningKey::from_slice(&hex::decode(text.trim())?)?;
     let key = KeyRef::new(address_of(user.verifying_key()), "bench")?;
@@ -228,12 +241,86 @@ async fn measure(n: usize, count: usize) -> Result<Row> {
     })
 }
 
+/// `count` sequential signings by `user` (a key of its own): latencies, sorted (ms).
+async fn signings(net: &Network, user: &SigningKey, count: usize) -> Result<Vec<f64>> {
+    let key = KeyRef::new(address_of(user.verifying_key()), "bench")?;
+    net.sign(user, &key, [0xff; 32], None).await?; // warm
+    let mut lat = Vec::with_capacity(count);
+    for i in 0..count {
+        let mut msg = [0u8; 32];
+        msg[..8].copy_from_slice(&(i as u64).to_be_bytes());
+        let t0 = Instant::now();
+        net.sign(user, &key, msg, None).await?;
+        lat.push(t0.elapsed().as_secs_f64() * 1e3);
+    }
+    lat.sort_by(|a, b| a.total_cmp(b));
+    Ok(lat)
+}
+
+/// Signing latency at n = 4, quiet and during floods of permission writes.
+async fn under_flood(count: usize) -> Result<()> {
+    let n = 4;
+    let cluster = start(n)?;
+    let file = NetworkFile::load(&cluster.network_file)?;
+    let net = Network::open(&file)?;
+    wait_dkg(&net, n).await?;
+    let quiet = signings(&net, &SigningKey::random(&mut rand_core::OsRng), count).await?;
+    let (q50, q99) = (percentile(&quiet, 0.5), percentile(&quiet, 0.99));
+    println!();
+    println!(
+        "signing during a flood of permission writes from fresh wallets, n = 4 ({count} \
+         signings each; every node takes 50 writes a second and refuses the rest)"
+    );
+    println!(
+        "{:<26} {:>9} {:>12} {:>9} {:>9} {:>11}",
+        "flood", "writes/s", "accepted/s", "sign p50", "sign p99", "p99 / quiet"
+    );
+    println!(
+        "{:<26} {:>9} {:>12} {:>9.2} {:>9.2} {:>11.2}",
+        "none", 0, 0, q50, q99, 1.0
+    );
+    for f in [
+        Flood::Presigned { per_second: 100 },
+        Flood::Presigned { per_second: 500 },
+        Flood::Presigned { per_second: 2000 },
+        Flood::OnTheFly,
+    ] {
+        let nets = (0..8)
+            .map(|_| Network::open(&file))
+            .collect::<Result<Vec<_>, _>>()?;
+        let running = flood::start(nets, n as u16, &net.registry().network_id, f, 30);
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        let lat = signings(&net, &SigningKey::random(&mut rand_core::OsRng), count).await?;
+        let done = running.stop();
+        let secs = done.took.as_secs_f64();
+        let name = match f {
+            Flood::Presigned { per_second } => format!("presigned, {per_second}/s asked"),
+            Flood::OnTheFly => "signed on the fly, 8 fast".to_owned(),
+        };
+        println!(
+            "{:<26} {:>9.0} {:>12.0} {:>9.2} {:>9.2} {:>11.2}",
+            name,
+            done.sent as f64 / secs,
+            done.written as f64 / secs / n as f64,
+            percentile(&lat, 0.5),
+            percentile(&lat, 0.99),
+            percentile(&lat, 0.99) / q99
+        );
+    }
+    println!("(latencies in ms; writes/s as sent, each to every node; accepted/s per node)");
+    Ok(())
+}
+
 fn main() -> Result<()> {
     let signings: usize = std::env::var("KEYNET_BENCH_SIGNINGS")
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(300);
     let rt = tokio::runtime::Runtime::new()?;
+    let part = std::env::var("KEYNET_BENCH_PART").unwrap_or_default();
+    if part == "flood" {
+        return rt.block_on(under_flood(signings * 3));
+    }
     println!(
         "keynet threshold signing, end to end on loopback ({} cores; nodes are processes, \
          simulated platform, mutual attested TLS)",
@@ -272,5 +359,8 @@ fn main() -> Result<()> {
         );
     }
     println!("(latencies in ms)");
-    Ok(())
+    if part == "table" {
+        return Ok(());
+    }
+    rt.block_on(under_flood(signings * 3))
 }

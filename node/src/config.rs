@@ -68,6 +68,13 @@ pub struct LimitsSection {
     pub attest_per_address: usize,
     /// Least time between two fresh reports on one connection, milliseconds.
     pub attest_per_connection_ms: u64,
+    /// Verification and signing work (a peer's certificate, BLS shares and the checks
+    /// before them) running at once; 0 means one per CPU.
+    pub cpu_concurrent: usize,
+    /// That work queued or running, in all.
+    pub cpu_queue: usize,
+    /// That work queued or running for one IP address.
+    pub cpu_per_address: usize,
     /// Signing sessions open at once for one user address.
     pub signing_sessions_per_address: usize,
     /// Signing sessions open at once, in all.
@@ -99,6 +106,9 @@ impl Default for LimitsSection {
             attest_queue: 64,
             attest_per_address: 8,
             attest_per_connection_ms: 1_000,
+            cpu_concurrent: 0,
+            cpu_queue: 256,
+            cpu_per_address: 16,
             signing_sessions_per_address: 32,
             signing_sessions_total: 4_096,
             pkp_keys_per_owner: 1_024,
@@ -485,6 +495,14 @@ impl LimitsSection {
             0,
             3_600_000,
         )?;
+        in_range("limits.cpu_concurrent", self.cpu_concurrent, 0, 256)?;
+        in_range("limits.cpu_queue", self.cpu_queue, 1, 100_000)?;
+        in_range(
+            "limits.cpu_per_address",
+            self.cpu_per_address,
+            1,
+            self.cpu_queue,
+        )?;
         in_range(
             "limits.signing_sessions_total",
             self.signing_sessions_total,
@@ -536,10 +554,26 @@ impl LimitsSection {
     /// The fresh-evidence meter's limits.
     pub fn attest(&self) -> crate::attest::AttestLimits {
         crate::attest::AttestLimits {
-            concurrent: self.attest_concurrent,
-            queue: self.attest_queue,
-            per_address: self.attest_per_address,
+            work: crate::work::WorkLimits {
+                concurrent: self.attest_concurrent,
+                queue: self.attest_queue,
+                per_address: self.attest_per_address,
+            },
             per_connection: std::time::Duration::from_millis(self.attest_per_connection_ms),
+        }
+    }
+
+    /// The limits of verification and signing work, with `cpus` for a `cpu_concurrent`
+    /// of 0.
+    pub fn cpu(&self, cpus: usize) -> crate::work::WorkLimits {
+        crate::work::WorkLimits {
+            concurrent: if self.cpu_concurrent == 0 {
+                cpus.max(1)
+            } else {
+                self.cpu_concurrent
+            },
+            queue: self.cpu_queue,
+            per_address: self.cpu_per_address,
         }
     }
 }

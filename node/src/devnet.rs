@@ -140,6 +140,10 @@ pub fn create(
              [evidence]\nprovider = \"simulated\"\nsimulated_state = \"{}\"\n\n\
              [registry]\nfile = \"{}\"\nauthority = \"{}\"\n\n\
              [peers]\nmanifest = \"{}\"\ntrust_simulated = \"{}\"\n\n\
+             [limits]\n\
+             # Every dev node dials its peers from one address (loopback): that address's\n\
+             # share of verification work is the whole queue.\n\
+             cpu_per_address = 256\n\n\
              [threshold]\nauth_domain = \"{AUTH_DOMAIN}\"\n\
              # A short replay horizon: a restarted dev node serves again within 3 s.\n\
              auth_clock_skew_seconds = 3\n",

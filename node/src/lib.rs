@@ -41,6 +41,7 @@ pub mod run;
 pub mod sign;
 pub mod state;
 pub mod tls;
+pub mod work;
 
 #[cfg(test)]
 mod testing;

@@ -75,7 +75,7 @@ pub fn of(c: &Config) -> Result<Profile, ConfigError> {
     let th = &c.threshold;
     lp(&mut h, th.auth_domain.as_bytes());
     let l = &c.limits;
-    let numbers: [u64; 23] = [
+    let numbers: [u64; 26] = [
         th.auth_max_lifetime_seconds,
         th.auth_clock_skew_seconds,
         th.dkg_round_timeout_seconds,
@@ -92,6 +92,9 @@ pub fn of(c: &Config) -> Result<Profile, ConfigError> {
         l.attest_queue as u64,
         l.attest_per_address as u64,
         l.attest_per_connection_ms,
+        l.cpu_concurrent as u64,
+        l.cpu_queue as u64,
+        l.cpu_per_address as u64,
         l.signing_sessions_per_address as u64,
         l.signing_sessions_total as u64,
         l.pkp_keys_per_owner as u64,

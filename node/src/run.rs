@@ -28,6 +28,7 @@ use crate::pkp::Permissions;
 use crate::sign::SignService;
 use crate::state::{NodeState, Parts};
 use crate::tls::NodeTls;
+use crate::work::Work;
 
 /// No SEV-SNP platform: the node refuses to serve.
 #[derive(Debug, thiserror::Error)]
@@ -144,6 +145,7 @@ pub struct Running {
 pub async fn start(c: Config) -> Result<Running> {
     let open_files = crate::listener::raise_open_files().unwrap_or(1024);
     let listening = crate::listener::Listening::new(&c.limits, open_files);
+    let cpus = std::thread::available_parallelism().map_or(1, usize::from);
     let provider = provider(&c)?;
     let sealing = provider.sealing_key().context("deriving the sealing key")?;
     let store = Store::open(&c.node.state_dir, sealing)
@@ -214,6 +216,7 @@ pub async fn start(c: Config) -> Result<Running> {
         ),
         pkp,
         attest: AttestMeter::new(c.limits.attest()),
+        cpu: Work::new("verification and signing jobs", c.limits.cpu(cpus)),
     }));
     if let Some(k) = keys {
         tracing::info!(network = %k.network, epoch = k.epoch, "network keys unsealed; no DKG needed");
@@ -230,6 +233,7 @@ pub async fn start(c: Config) -> Result<Running> {
         provider = state.provider().name(),
         open_files,
         max_connections = listening.conns.total,
+        cpu_workers = c.limits.cpu(cpus).concurrent,
         "serving"
     );
     tokio::spawn(crate::registry::watch(

@@ -3,13 +3,16 @@
 //!
 //! The node begins a signing session for the request it verified, sends its round-one
 //! commitments to the other participants together with the user's signed request, and
-//! signs once every participant's commitments are in. Commitments from peers for a request
-//! this node has not verified from the user are held for a bounded time and then dropped
-//! ([`keynet_threshold::signing`]): a node never signs for a request it only heard about.
+//! signs once every participant's commitments are in. A peer's commitments for a request
+//! this node has not verified from the user are dropped at once, and a peer's push is
+//! answered with this node's own commitments when it has begun the same request
+//! ([`keynet_threshold::signing`] draws the exchange): a node never signs for, and never
+//! holds anything for, a request it only heard about.
 //!
 //! The handler waits for its session's outcome on a [`Waiter`], which owns its entry in the
-//! waiting table: whichever way the handler ends (share, refusal, timeout, or the client
-//! gone), dropping the waiter removes the entry.
+//! waiting table and its session: whichever way the handler ends (share, refusal, timeout,
+//! or the client gone), dropping the waiter removes the entry and ends the session, so the
+//! open-session limits bound sessions (and their nonces), not only waiting handlers.
 
 use std::collections::HashMap;
 use std::collections::hash_map::Entry;
@@ -18,7 +21,9 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use keynet_eth::Address;
-use keynet_protocol::api::{ErrorCode, PeerCommitments, SignShare, SigningCounters, route};
+use keynet_protocol::api::{
+    CommitmentsAnswer, ErrorCode, PeerCommitments, SignShare, SigningCounters, route,
+};
 use keynet_protocol::registry::{IdentityKey, Registry};
 use keynet_protocol::request::{Authorised, SignRequest, Verified};
 use keynet_threshold::derive::derive_key_package;
@@ -63,8 +68,8 @@ pub struct SessionLimits {
 }
 
 /// The one handler waiting for a session's outcome; its entry leaves the table with it
-/// (its own entry only: the token tells it from a later waiter of the same id), and its
-/// user's open-session count goes down.
+/// (its own entry only: the token tells it from a later waiter of the same id), its
+/// session ends if still open, and its user's open-session count goes down.
 struct Waiter<'a> {
     service: &'a SignService,
     id: [u8; 32],
@@ -76,16 +81,23 @@ struct Waiter<'a> {
 impl Drop for Waiter<'_> {
     fn drop(&mut self) {
         let mut waiters = lock(&self.service.waiters);
-        if waiters.get(&self.id).is_some_and(|(t, _)| *t == self.token) {
+        // Still its own entry: no outcome came (timeout, or the client went), so its
+        // session may still be open. (An outcome removed the entry, and the session with
+        // it; another waiter's entry of the same id is not this one's to end.)
+        let mine = waiters.get(&self.id).is_some_and(|(t, _)| *t == self.token);
+        if mine {
             waiters.remove(&self.id);
         }
         drop(waiters);
+        if mine && let Some(signer) = lock(&self.service.signer).as_mut() {
+            signer.cancel(&self.id);
+        }
         self.service.open.give(&self.user);
     }
 }
 
 impl SignService {
-    /// Sessions and held commitments last at most `wait`; at most `limits` are open.
+    /// Sessions last at most `wait`; at most `limits` are open.
     pub fn new(wait: Duration, limits: SessionLimits) -> Self {
         SignService {
             signer: Mutex::new(None),
@@ -109,6 +121,11 @@ impl SignService {
             shares_issued: self.shares_issued.load(Ordering::Relaxed),
             dropped_unverified: self.dropped_unverified.load(Ordering::Relaxed),
         }
+    }
+
+    /// Open signing sessions (each with its nonces).
+    pub fn open_sessions(&self) -> usize {
+        lock(&self.signer).as_ref().map_or(0, Signer::pending)
     }
 
     /// Requests handlers are waiting on (0 when none is in flight).
@@ -333,6 +350,7 @@ fn send_commitments(
     let Ok(bytes) = serde_json::to_vec(&body) else {
         return;
     };
+    let id = req.id();
     let state = state.clone();
     tokio::spawn(async move {
         // A dropped kept-alive connection is retried once on a new one.
@@ -342,7 +360,7 @@ fn send_commitments(
                 .call_raw::<route::PeerCommitments>(&target, bytes.clone())
                 .await
             {
-                Ok(_) => return,
+                Ok(answer) => return on_answer(&state, to, id, answer),
                 Err(e) if attempt == 0 => {
                     tracing::debug!(to = %target.endpoint, "commitments: {e}; retrying")
                 }
@@ -352,12 +370,39 @@ fn send_commitments(
     });
 }
 
-/// Handles a peer's commitments (`from` comes from its verified certificate).
+/// Takes the commitments peer `from` answered this node's push with (it had begun the
+/// request too).
+fn on_answer(state: &NodeState, from: Participant, id: [u8; 32], answer: CommitmentsAnswer) {
+    let Some(hex_commitments) = answer.commitments else {
+        return;
+    };
+    let commitments = match hex::decode(&hex_commitments)
+        .map_err(|e| e.to_string())
+        .and_then(|b| SigningCommitments::deserialize(&b).map_err(|e| e.to_string()))
+    {
+        Ok(c) => c,
+        Err(e) => {
+            tracing::warn!(
+                from,
+                "a peer answered with commitments that do not decode: {e}"
+            );
+            return;
+        }
+    };
+    let events = match lock(&state.signing().signer).as_mut() {
+        Some(s) => s.on_answer(from, id, commitments),
+        None => vec![],
+    };
+    state.signing().handle(events);
+}
+
+/// Handles a peer's commitments (`from` comes from its verified certificate); answers with
+/// this node's own for the same request when it has begun it.
 pub fn on_commitments(
     state: &Arc<NodeState>,
     from: Participant,
     msg: PeerCommitments,
-) -> Result<(), ApiError> {
+) -> Result<CommitmentsAnswer, ApiError> {
     let bytes = hex::decode(&msg.commitments).map_err(ApiError::bad_request)?;
     let commitments = SigningCommitments::deserialize(&bytes)
         .map_err(|e| ApiError::bad_request(format!("commitments: {e}")))?;
@@ -369,15 +414,20 @@ pub fn on_commitments(
         ));
     }
     let id = msg.request.id();
-    let events = match lock(&state.signing().signer).as_mut() {
-        Some(s) => s.on_commitments(from, id, commitments, Instant::now()),
-        None => vec![],
+    let taken = match lock(&state.signing().signer).as_mut() {
+        Some(s) => s.on_commitments(from, id, commitments),
+        None => return Ok(CommitmentsAnswer { commitments: None }),
     };
-    state.signing().handle(events);
-    Ok(())
+    state.signing().handle(taken.events);
+    let mine = taken
+        .mine
+        .map(|c| c.serialize().map(hex::encode))
+        .transpose()
+        .map_err(ApiError::internal)?;
+    Ok(CommitmentsAnswer { commitments: mine })
 }
 
-/// Expires sessions and held commitments; runs until the node stops.
+/// Expires sessions; runs until the node stops.
 pub async fn ticker(state: Arc<NodeState>) {
     let mut every = tokio::time::interval(Duration::from_millis(100));
     loop {

@@ -7,7 +7,7 @@ use std::sync::{Arc, RwLock};
 
 use attestation_verifier::tls::NodeVerifier;
 use attestation_verifier::tls::evidence::Platform;
-use keynet_protocol::api::{ErrorCode, Health, NodeInfo, PlatformKind, Status};
+use keynet_protocol::api::{ErrorCode, Health, NodeInfo, PlatformKind, Status, WorkCounters};
 use keynet_protocol::auth::AuthVerifier;
 use keynet_protocol::registry::{IdentityKey, Registry};
 use keynet_store::Store;
@@ -22,6 +22,7 @@ use crate::peer::Peers;
 use crate::pkp::Permissions;
 use crate::sign::SignService;
 use crate::tls::NodeTls;
+use crate::work::Work;
 
 /// What [`NodeState::new`] is made of.
 pub struct Parts {
@@ -51,6 +52,8 @@ pub struct Parts {
     pub peers: Peers,
     /// Meters fresh evidence.
     pub attest: AttestMeter,
+    /// Verification and signing work, metered.
+    pub cpu: Work,
 }
 
 /// Everything a running node holds.
@@ -70,6 +73,7 @@ pub struct NodeState {
     bls: BlsCounters,
     peers: Peers,
     attest: AttestMeter,
+    cpu: Work,
 }
 
 impl NodeState {
@@ -91,6 +95,7 @@ impl NodeState {
             bls: BlsCounters::default(),
             peers: parts.peers,
             attest: parts.attest,
+            cpu: parts.cpu,
         }
     }
 
@@ -157,6 +162,12 @@ impl NodeState {
     /// Meters fresh evidence.
     pub fn attest(&self) -> &AttestMeter {
         &self.attest
+    }
+
+    /// Verification and signing work (a peer's certificate, BLS shares and the checks
+    /// before them), metered.
+    pub fn cpu(&self) -> &Work {
+        &self.cpu
     }
 
     /// The registry in force (a snapshot: a reload replaces it, never changes it).
@@ -246,6 +257,10 @@ impl NodeState {
             dkg: self.dkg.status().state,
             signing: self.signing.counters(),
             bls: self.bls.counters(),
+            work: WorkCounters {
+                verifications: self.cpu.counts(),
+                fresh_reports: self.attest.counts(),
+            },
             platform,
             warning,
         }

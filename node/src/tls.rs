@@ -104,8 +104,8 @@ impl NodeTls {
         }
     }
 
-    /// TLS 1.3 server configuration. Clients may present a certificate (peers must, and it
-    /// is then verified in full by `peers`); users connect without one.
+    /// TLS 1.3 server configuration. Clients may present a certificate (peers must; it is
+    /// verified after the handshake, by `peers`); users connect without one.
     pub fn server_config(
         &self,
         peers: Arc<NodeVerifier>,

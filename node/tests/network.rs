@@ -266,6 +266,16 @@ async fn clients_and_peers_on_a_dev_network() {
     ));
     assert!(get(cm, net.base, "/health").await.is_err());
 
+    // Node 1 keeps a connection open (one request answered, kept alive, idle).
+    let mut kept = open_kept_alive(c1.clone(), net.base).await;
+    let mut probe = [0u8; 64];
+    assert!(
+        tokio::time::timeout(Duration::from_millis(300), kept.read(&mut probe))
+            .await
+            .is_err(),
+        "the kept-alive connection is open and quiet"
+    );
+
     // Node 1's stake drops below the minimum in a new registry: refused after the reload.
     let key_hex = std::fs::read_to_string(net.path("authority.key")).unwrap_or_default();
     let key = k256::ecdsa::SigningKey::from_slice(&hex::decode(key_hex.trim()).unwrap_or_default())
@@ -294,7 +304,136 @@ async fn clients_and_peers_on_a_dev_network() {
         refused,
         "a peer staked below the minimum was still admitted"
     );
+    // ...and the connection it had open was closed by the node, with no request on it.
+    let closed = tokio::time::timeout(Duration::from_secs(5), kept.read(&mut probe)).await;
+    assert!(
+        matches!(closed, Ok(Ok(0) | Err(_))),
+        "the cut peer's kept-alive connection is still open: {closed:?}"
+    );
     n0.task.abort();
+}
+
+/// A connection on which one request was answered and which is kept alive.
+async fn open_kept_alive(
+    connector: tokio_rustls::TlsConnector,
+    port: u16,
+) -> tokio_rustls::client::TlsStream<tokio::net::TcpStream> {
+    let tcp = tokio::net::TcpStream::connect(("127.0.0.1", port))
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    let mut s = connector
+        .connect(
+            ServerName::try_from("keynode").unwrap_or_else(|e| panic!("{e}")),
+            tcp,
+        )
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    s.write_all(b"GET /health HTTP/1.1\r\nHost: x\r\n\r\n")
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    let mut answer = vec![0u8; 64 << 10];
+    let n = tokio::time::timeout(Duration::from_secs(10), s.read(&mut answer))
+        .await
+        .unwrap_or_else(|_| panic!("no answer"))
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert!(
+        answer[..n].starts_with(b"HTTP/1.1 200"),
+        "{}",
+        String::from_utf8_lossy(&answer[..n])
+    );
+    s
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn made_up_peer_evidence_is_refused_after_the_handshake_and_a_flood_of_it_is_metered() {
+    // Evidence from a platform whose roots nobody trusts, naming member 1 at its endpoint:
+    // what the certificate claims passes the registry check, so the node must verify it
+    // (its cryptography: a report signature, a certificate chain) to refuse it. That work
+    // runs metered after the handshake, so a flood of such handshakes is refused cheaply
+    // and leaves the node serving.
+    let net = Net::new(3);
+    let n0 = keynode::run::start(net.config(0))
+        .await
+        .unwrap_or_else(|e| panic!("{e:#}"));
+    let manifest = net.path("manifest.json");
+    let peer_v = net.client_verifier(true, &manifest);
+    let id1 = net.identity(1);
+    let ep1 = format!("127.0.0.1:{}", net.base + 1);
+    let elsewhere = SimulatedPlatform::generate(keynode::evidence::simulated::SimulatedOptions {
+        rsa_bits: 2048,
+        ..Default::default()
+    })
+    .unwrap_or_else(|e| panic!("{e}"));
+    let profile = keynode::profile::of(&net.config(0)).unwrap_or_else(|e| panic!("{e}"));
+    let forged = NodeTls::create(
+        &SimulatedProvider(elsewhere),
+        &id1.public_compressed(),
+        &ep1,
+        &profile,
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    let cf = tokio_rustls::TlsConnector::from(Arc::new(
+        keynet_net::tls::client_config(peer_v.clone(), Some(forged.certified_key()))
+            .unwrap_or_else(|e| panic!("{e}")),
+    ));
+    let one = get(cf.clone(), net.base, "/health").await;
+    assert!(one.is_err(), "made-up evidence admitted: {one:?}");
+
+    let genuine = tokio_rustls::TlsConnector::from(Arc::new(
+        keynet_net::tls::client_config(
+            peer_v.clone(),
+            Some(net.peer_tls(&id1, &ep1).certified_key()),
+        )
+        .unwrap_or_else(|e| panic!("{e}")),
+    ));
+    // The genuine peer connected before (as peers do at start): its certificate is in the
+    // node's cache, so its later connections need no verification work at all. (Its first,
+    // from the flood's own address, would wait behind that address's share.)
+    let (resp, _) = get(genuine.clone(), net.base, "/health")
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    let before = metered_verifications(&resp);
+    let flood: Vec<_> = (0..300)
+        .map(|_| {
+            let cf = cf.clone();
+            let port = net.base;
+            tokio::spawn(async move { get(cf, port, "/health").await.is_ok() })
+        })
+        .collect();
+    // During the flood, a client and the genuine peer are served.
+    let a = keynet::attest(&net.url(0), net.client_verifier(true, &manifest))
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert!(a.accepted, "{:#?}", a.checks);
+    let (resp, _) = get(genuine.clone(), net.base, "/health")
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert!(resp.starts_with("HTTP/1.1 200"), "{resp}");
+    let mut admitted = 0;
+    for f in flood {
+        admitted += usize::from(f.await.unwrap_or(true));
+    }
+    assert_eq!(admitted, 0, "no forged connection was served");
+    let (resp, _) = get(genuine, net.base, "/health")
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    // Every forged certificate went through the meter: verified there, or refused at it.
+    let after = metered_verifications(&resp);
+    assert!(
+        after >= before + 300,
+        "{} forged certificates were metered, 300 were presented",
+        after - before
+    );
+    n0.task.abort();
+}
+
+/// Verification jobs a node ran or refused, from its `/health` answer.
+fn metered_verifications(response: &str) -> u64 {
+    assert!(response.starts_with("HTTP/1.1 200"), "{response}");
+    let body = response.split("\r\n\r\n").nth(1).unwrap_or_default();
+    let h: serde_json::Value = serde_json::from_str(body).unwrap_or_else(|e| panic!("{e}: {body}"));
+    let v = &h["work"]["verifications"];
+    v["ran"].as_u64().unwrap_or_default() + v["refused"].as_u64().unwrap_or_default()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

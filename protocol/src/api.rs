@@ -13,7 +13,7 @@
 //! | `POST /v1/decrypt-share` | `Authorised<DecryptRequest>` | [`BlsShare`] |
 //! | `POST /v1/bls-sign` | `Authorised<BlsSignRequest>` | [`BlsShare`] |
 //! | `POST /v1/peer/dkg` (peers only) | [`PeerDkg`] | [`Ack`] |
-//! | `POST /v1/peer/commitments` (peers only) | [`PeerCommitments`] | [`Ack`] |
+//! | `POST /v1/peer/commitments` (peers only) | [`PeerCommitments`] | [`CommitmentsAnswer`] |
 //!
 //! Every refusal is an [`ErrorBody`] whose [`ErrorCode`] fixes the HTTP status. Requests
 //! refuse unknown fields; answers may gain fields, which older clients ignore.
@@ -90,7 +90,7 @@ pub mod route {
         /// A DKG message from a peer.
         PeerDkg "/v1/peer/dkg" (MAX_BODY): super::PeerDkg => Ack;
         /// A peer's signing commitments, with the user's request they belong to.
-        PeerCommitments "/v1/peer/commitments" (128 << 10): super::PeerCommitments => Ack;
+        PeerCommitments "/v1/peer/commitments" (128 << 10): super::PeerCommitments => CommitmentsAnswer;
     }
 }
 
@@ -119,6 +119,9 @@ pub struct Health {
     pub signing: SigningCounters,
     /// Conditional BLS counters.
     pub bls: BlsCounters,
+    /// Metered work: what ran and what was refused for a full share or queue.
+    #[serde(default)]
+    pub work: WorkCounters,
     /// Which platform the node's evidence comes from.
     pub platform: PlatformKind,
     /// What a simulated platform means, said wherever it is in use.
@@ -126,12 +129,33 @@ pub struct Health {
     pub warning: Option<String>,
 }
 
+/// Metered work since the node started ([`Health::work`]).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WorkCounters {
+    /// Verification and signing jobs (peer certificates, decryption and statement shares).
+    pub verifications: WorkCount,
+    /// Fresh reports from the secure processor.
+    pub fresh_reports: WorkCount,
+}
+
+/// One kind of metered work since the node started.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WorkCount {
+    /// Jobs run (or running).
+    pub ran: u64,
+    /// Jobs refused for a full share or queue (`429 rate_limited`, `503 overloaded`, or a
+    /// peer's connection closed).
+    pub refused: u64,
+}
+
 /// What signing did since the node started.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SigningCounters {
     /// Signature shares handed out.
     pub shares_issued: u64,
-    /// Peer commitments dropped because this node never verified their request.
+    /// Peer commitments dropped because their request was not open here: never verified
+    /// from the user, or expired or abandoned here. (Pushes for a request already signed
+    /// are answered, not dropped.)
     pub dropped_unverified: u64,
 }
 
@@ -366,6 +390,17 @@ pub struct PeerCommitments {
     pub request: Authorised<SignRequest>,
     /// The sender's commitments (hex of the library's serialization).
     pub commitments: String,
+}
+
+/// The answer to a peer's commitments: the answering node's own commitments for the same
+/// request when it has begun that request itself (verified from the user) and the sender
+/// is among its participants; `null` otherwise (the sender's were dropped). Whichever of
+/// two nodes begins later gets the earlier one's this way, so no node holds commitments
+/// for a request it has not verified.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CommitmentsAnswer {
+    /// The answering node's commitments (hex of the library's serialization), or `null`.
+    pub commitments: Option<String>,
 }
 
 /// `{"status": "ok"}`: a peer message was taken.

@@ -9,10 +9,10 @@ use std::fmt::Debug;
 use k256::ecdsa::SigningKey;
 use keynet_eth::address_of;
 use keynet_protocol::api::{
-    self, Ack, Attestation, BlsCounters, BlsPublic, BlsShare, DkgBody, DkgState, DkgStatus,
-    ErrorBody, ErrorCode, FailedCondition, FrostPublic, HandshakeRequest, Health, NodeInfo,
-    PeerCommitments, PeerDkg, PermissionsSet, PlatformKind, PublicKeys, Route, SignShare,
-    SigningCounters, Status, route,
+    self, Ack, Attestation, BlsCounters, BlsPublic, BlsShare, CommitmentsAnswer, DkgBody, DkgState,
+    DkgStatus, ErrorBody, ErrorCode, FailedCondition, FrostPublic, HandshakeRequest, Health,
+    NodeInfo, PeerCommitments, PeerDkg, PermissionsSet, PlatformKind, PublicKeys, Route, SignShare,
+    SigningCounters, Status, WorkCount, WorkCounters, route,
 };
 use keynet_protocol::auth::SignedAuth;
 use keynet_protocol::request::{
@@ -258,13 +258,26 @@ fn every_route_round_trips_with_the_field_names_clients_read() {
     route_trip::<route::PeerCommitments>(
         &PeerCommitments {
             request: Authorised {
+                request: sign.clone(),
+                auth: auth(),
+            },
+            commitments: "56".repeat(70),
+        },
+        &CommitmentsAnswer {
+            commitments: Some("57".repeat(70)),
+        },
+    );
+    let (_, none) = route_trip::<route::PeerCommitments>(
+        &PeerCommitments {
+            request: Authorised {
                 request: sign,
                 auth: auth(),
             },
             commitments: "56".repeat(70),
         },
-        &Ack::ok(),
+        &CommitmentsAnswer { commitments: None },
     );
+    assert_eq!(none, json!({"commitments": null}));
 
     let health = round_trip(&Health {
         status: Status::Ok,
@@ -279,10 +292,21 @@ fn every_route_round_trips_with_the_field_names_clients_read() {
             statement_shares_issued: 1,
             refused_conditions: 3,
         },
+        work: WorkCounters {
+            verifications: WorkCount { ran: 5, refused: 6 },
+            fresh_reports: WorkCount { ran: 7, refused: 0 },
+        },
         platform: platform(true).0,
         warning: platform(true).1,
     });
     assert_eq!(health["signing"]["shares_issued"], 4);
+    assert_eq!(health["work"]["verifications"]["refused"], 6);
+    assert_eq!(health["work"]["fresh_reports"]["ran"], 7);
+    // A node that does not report metered work (older) still reads.
+    let mut older = health.clone();
+    older.as_object_mut().map(|o| o.remove("work"));
+    let read: Health = serde_json::from_value(older).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(read.work, WorkCounters::default());
     assert_eq!(health["bls"]["refused_conditions"], 3);
     assert_eq!(health["dkg"], "unsealed");
 

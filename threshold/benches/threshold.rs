@@ -66,9 +66,12 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
                         to,
                         commitments,
                     } => {
+                        // Every participant has begun: pushes alone complete the exchange,
+                        // and the answers (`mine`) are not needed.
                         if let Some(sg) = signers.get_mut(&to) {
                             queue.extend(
-                                sg.on_commitments(from, id, *commitments, now)
+                                sg.on_commitments(from, id, *commitments)
+                                    .events
                                     .into_iter()
                                     .map(|x| (to, x)),
                             );

@@ -2,13 +2,32 @@
 //!
 //! A node joins a signing only for a request it has verified itself, from the user: the
 //! node layer checks the user's authorisation and then calls [`Signer::begin`]. Every peer
-//! message names the request by its id (the hash of the user's signed request), and a
-//! commitment for a request this node has not begun waits at most [`Signer::new`]'s `wait`,
-//! then is dropped: a node never signs for a request it only heard about from peers.
+//! message names the request by its id (the hash of the user's signed request), and
+//! commitments for a request this node has not begun are dropped at once: a node never
+//! signs for, and never holds anything for, a request it only heard about from peers.
 //!
 //! Per request: `begin` makes this node's nonces and commitments (sent to the other
 //! participants); once every participant's commitments are in, the node signs and hands
 //! its signature share to the user, who aggregates with cheater detection.
+//!
+//! Two participants A and B exchange commitments like this, whichever begins first:
+//!
+//! ```text
+//!   A: begin ──commitments(A)──► B   B has not begun: dropped (answer: none)
+//!   B: begin ──commitments(B)──► A   A has begun: takes B's, answers with its own
+//!            ◄──answer: commitments(A)──
+//! ```
+//!
+//! The push of whichever node begins later always finds the other's session, and its
+//! answer carries the other's commitments back ([`Signer::on_commitments`] returns them).
+//! So no node keeps commitments for requests it has not verified, and a peer (or a
+//! stranger flooding one node with requests naming others) has nothing to fill or evict at
+//! another node. A node's sessions are bounded by the caller (open sessions per user and
+//! in all; [`Signer::cancel`] when a waiting caller goes).
+//!
+//! A node that has signed keeps its own commitments (public values; the nonces are gone)
+//! until the wait is over, to answer a push that arrives late or again (a retried push
+//! whose first answer was lost), at most [`MAX_FINISHED`] of them.
 
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::time::{Duration, Instant};
@@ -92,7 +111,8 @@ pub enum Event {
         /// Why.
         error: SignError,
     },
-    /// Commitments for a request this node never verified were dropped.
+    /// Commitments for a request not open here were dropped: never begun (not verified
+    /// from the user), or expired or cancelled here.
     Dropped {
         /// Request id.
         id: [u8; 32],
@@ -116,21 +136,33 @@ pub struct Signer {
     key: KeyPackage,
     wait: Duration,
     sessions: BTreeMap<[u8; 32], Session>,
-    /// Commitments for requests not (yet) verified here, with their arrival time.
-    waiting: VecDeque<(Instant, Participant, [u8; 32], SigningCommitments)>,
+    /// Requests signed here: this node's commitments and the participants, by id, and the
+    /// ids in the order they finished, with their start time (for expiry).
+    finished: BTreeMap<[u8; 32], (SigningCommitments, Vec<Participant>)>,
+    finished_order: VecDeque<(Instant, [u8; 32])>,
 }
 
-/// Held commitments for unverified requests are capped, so peers cannot grow a node's
-/// memory by naming requests the user never sent; the oldest are dropped first.
-pub const MAX_HELD: usize = 4096;
+/// Signed requests whose commitments a node keeps to answer late pushes; the oldest go
+/// first (losing one costs only that answer).
+pub const MAX_FINISHED: usize = 16_384;
+
+/// What taking a peer's commitments gave.
+#[derive(Debug)]
+pub struct Taken {
+    /// This node's own commitments for the same request, when it has begun that request
+    /// and the sender is among its participants: the answer to the sender.
+    pub mine: Option<SigningCommitments>,
+    /// A share or failure, or the drop of commitments for a request not begun here.
+    pub events: Vec<Event>,
+}
 
 fn id(p: Participant) -> Result<Identifier, SignError> {
     Identifier::try_from(p).map_err(|e| SignError::Frost(e.to_string()))
 }
 
 impl Signer {
-    /// Node `me` of `n` with key package `key` (root or derived); peers' commitments for
-    /// unknown requests, and sessions, wait at most `wait`.
+    /// Node `me` of `n` with key package `key` (root or derived); sessions wait at most
+    /// `wait` for every participant's commitments.
     pub fn new(me: Participant, n: u16, key: KeyPackage, wait: Duration) -> Self {
         Signer {
             me,
@@ -138,7 +170,8 @@ impl Signer {
             key,
             wait,
             sessions: BTreeMap::new(),
-            waiting: VecDeque::new(),
+            finished: BTreeMap::new(),
+            finished_order: VecDeque::new(),
         }
     }
 
@@ -148,8 +181,7 @@ impl Signer {
     }
 
     /// Begins a request this node verified from the user, with the key package given at
-    /// [`Signer::new`]. Returns the commitments to send (and, if every peer's commitments
-    /// were already waiting, this node's share).
+    /// [`Signer::new`]. Returns the commitments to send.
     pub fn begin(
         &mut self,
         request: VerifiedRequest,
@@ -191,11 +223,11 @@ impl Signer {
         if *key.identifier() != id(self.me)? {
             return Err(bad("the key package is another participant's"));
         }
-        if self.sessions.contains_key(&request.id) {
+        if self.sessions.contains_key(&request.id) || self.finished.contains_key(&request.id) {
             return Err(SignError::Duplicate(hex::encode(request.id)));
         }
         let (nonces, mine) = commit(key.signing_share(), &mut rand_core::OsRng);
-        let mut events: Vec<Event> = set
+        let events: Vec<Event> = set
             .iter()
             .filter(|p| **p != self.me)
             .map(|to| Event::Commitments {
@@ -204,11 +236,10 @@ impl Signer {
                 commitments: Box::new(mine),
             })
             .collect();
-        let rid = request.id;
         let mut commitments = BTreeMap::new();
         commitments.insert(self.me, mine);
         self.sessions.insert(
-            rid,
+            request.id,
             Session {
                 request,
                 key,
@@ -217,46 +248,60 @@ impl Signer {
                 started: now,
             },
         );
-        // Peers may have been faster than the user's request to us.
-        let (ready, rest): (VecDeque<_>, VecDeque<_>) = std::mem::take(&mut self.waiting)
-            .into_iter()
-            .partition(|(_, _, rid2, _)| *rid2 == rid);
-        self.waiting = rest;
-        for (_, from, _, c) in ready {
-            events.extend(self.add(from, rid, c));
-        }
         Ok(events)
     }
 
-    /// Takes a peer's commitments for request `rid`.
+    /// Ends request `rid` here unsigned (its caller went); its nonces are gone. Returns
+    /// whether it was open.
+    pub fn cancel(&mut self, rid: &[u8; 32]) -> bool {
+        self.sessions.remove(rid).is_some()
+    }
+
+    /// Takes a peer's commitments for request `rid`: used if this node has begun that
+    /// request (verified from the user) and lists the sender, dropped otherwise. Either
+    /// way the sender is answered with this node's own commitments when it has them
+    /// ([`Taken::mine`]), so the later of two nodes to begin gets the earlier's; a request
+    /// already signed here is answered from what was kept of it.
     pub fn on_commitments(
         &mut self,
         from: Participant,
         rid: [u8; 32],
         commitments: SigningCommitments,
-        now: Instant,
+    ) -> Taken {
+        if let Some((mine, participants)) = self.finished.get(&rid) {
+            let listed = from != self.me && participants.contains(&from);
+            return Taken {
+                mine: listed.then_some(*mine),
+                events: vec![],
+            };
+        }
+        let mine = self.sessions.get(&rid).and_then(|s| {
+            (from != self.me && s.request.participants.contains(&from))
+                .then(|| s.commitments.get(&self.me).copied())
+                .flatten()
+        });
+        if mine.is_none() {
+            return Taken {
+                mine: None,
+                events: vec![Event::Dropped { id: rid, from }],
+            };
+        }
+        Taken {
+            mine,
+            events: self.add(from, rid, commitments),
+        }
+    }
+
+    /// Takes the commitments a peer answered a push with ([`Taken::mine`] at its end):
+    /// used if request `rid` is still open here, otherwise (already signed, expired or
+    /// cancelled) ignored.
+    pub fn on_answer(
+        &mut self,
+        from: Participant,
+        rid: [u8; 32],
+        commitments: SigningCommitments,
     ) -> Vec<Event> {
-        if self.sessions.contains_key(&rid) {
-            return self.add(from, rid, commitments);
-        }
-        // Not verified here (yet): hold it, never act on it alone.
-        self.waiting.push_back((now, from, rid, commitments));
-        let mut events = Vec::new();
-        // Each peer gets its share of the room, so one peer naming requests the user never
-        // sent cannot push out what honest peers sent ahead of the user's request.
-        let per_sender = (MAX_HELD / usize::from(self.n.max(1))).max(1);
-        if self.waiting.iter().filter(|w| w.1 == from).count() > per_sender
-            && let Some(i) = self.waiting.iter().position(|w| w.1 == from)
-            && let Some((_, f, id, _)) = self.waiting.remove(i)
-        {
-            events.push(Event::Dropped { id, from: f });
-        }
-        while self.waiting.len() > MAX_HELD {
-            if let Some((_, from, id, _)) = self.waiting.pop_front() {
-                events.push(Event::Dropped { id, from });
-            }
-        }
-        events
+        self.add(from, rid, commitments)
     }
 
     fn add(&mut self, from: Participant, rid: [u8; 32], c: SigningCommitments) -> Vec<Event> {
@@ -273,6 +318,16 @@ impl Signer {
         let Some(s) = self.sessions.remove(&rid) else {
             return Vec::new();
         };
+        if let Some(mine) = s.commitments.get(&self.me) {
+            self.finished
+                .insert(rid, (*mine, s.request.participants.clone()));
+            self.finished_order.push_back((s.started, rid));
+            while self.finished_order.len() > MAX_FINISHED {
+                if let Some((_, old)) = self.finished_order.pop_front() {
+                    self.finished.remove(&old);
+                }
+            }
+        }
         let result = (|| {
             let mut all = BTreeMap::new();
             for (p, c) in &s.commitments {
@@ -294,16 +349,16 @@ impl Signer {
         }]
     }
 
-    /// Expires sessions and held commitments older than the wait.
+    /// Expires sessions older than the wait (and what was kept of signed ones).
     pub fn tick(&mut self, now: Instant) -> Vec<Event> {
         let wait = self.wait;
         let mut events = Vec::new();
-        let (old, keep): (VecDeque<_>, VecDeque<_>) = std::mem::take(&mut self.waiting)
-            .into_iter()
-            .partition(|(t, ..)| now.saturating_duration_since(*t) >= wait);
-        self.waiting = keep;
-        for (_, from, rid, _) in old {
-            events.push(Event::Dropped { id: rid, from });
+        while let Some((started, rid)) = self.finished_order.front().copied() {
+            if now.saturating_duration_since(started) < wait {
+                break;
+            }
+            self.finished_order.pop_front();
+            self.finished.remove(&rid);
         }
         let expired: Vec<[u8; 32]> = self
             .sessions

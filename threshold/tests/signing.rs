@@ -13,7 +13,7 @@ use keynet_threshold::aggregate::{AggregateError, aggregate};
 use keynet_threshold::dkg::Participant;
 use keynet_threshold::frost;
 use keynet_threshold::schnorr::verify;
-use keynet_threshold::signing::{Event, MAX_HELD, SignError, Signer, VerifiedRequest};
+use keynet_threshold::signing::{Event, SignError, Signer, VerifiedRequest};
 
 const WAIT: Duration = Duration::from_secs(2);
 
@@ -36,6 +36,30 @@ fn network(n: u16, t: u16) -> Net {
         })
         .collect();
     Net { signers, public }
+}
+
+/// Delivers `from`'s commitments to `to`, and `to`'s answer (its own commitments, if it
+/// has begun the request) back to `from`, as the node's HTTP exchange does. Returns the
+/// events, each with the node it happened at.
+fn deliver(
+    net: &mut Net,
+    from: Participant,
+    to: Participant,
+    id: [u8; 32],
+    commitments: frost::round1::SigningCommitments,
+) -> Vec<(Participant, Event)> {
+    let taken = net
+        .signers
+        .get_mut(&to)
+        .unwrap()
+        .on_commitments(from, id, commitments);
+    let mut out: Vec<_> = taken.events.into_iter().map(|e| (to, e)).collect();
+    if let Some(mine) = taken.mine {
+        // An answer is not answered again.
+        let back = net.signers.get_mut(&from).unwrap().on_answer(to, id, mine);
+        out.extend(back.into_iter().map(|e| (from, e)));
+    }
+    out
 }
 
 /// The user sends `req` to `contacted`; peer messages are delivered until quiet.
@@ -63,14 +87,7 @@ fn run(
                 id,
                 to,
                 commitments,
-            } => {
-                let out =
-                    net.signers
-                        .get_mut(&to)
-                        .unwrap()
-                        .on_commitments(from, id, *commitments, now);
-                queue.extend(out.into_iter().map(|e| (to, e)));
-            }
+            } => queue.extend(deliver(net, from, to, id, *commitments)),
             Event::Share { share, package, .. } => {
                 shares.insert(from, (share, *package));
             }
@@ -115,16 +132,15 @@ fn a_node_the_user_did_not_contact_never_signs() {
     // The user contacted 1 and 2 only; 3 hears of the request from its peers.
     let (shares, other) = run(&mut net, &req, &[1, 2], now);
     assert!(shares.is_empty());
-    assert!(other.is_empty());
-    let later = now + WAIT;
-    let three = net.signers.get_mut(&3).unwrap().tick(later);
+    // 3 dropped both at once, holding nothing.
+    assert_eq!(other.len(), 2, "{other:?}");
     assert!(
-        three
-            .iter()
-            .all(|e| matches!(e, Event::Dropped { from, .. } if *from == 1 || *from == 2)),
-        "{three:?}"
+        other.iter().all(|(at, e)| *at == 3
+            && matches!(e, Event::Dropped { from, .. } if *from == 1 || *from == 2)),
+        "{other:?}"
     );
-    assert_eq!(three.len(), 2);
+    let later = now + WAIT;
+    assert!(net.signers.get_mut(&3).unwrap().tick(later).is_empty());
     for p in [1, 2] {
         let events = net.signers.get_mut(&p).unwrap().tick(later);
         match events.as_slice() {
@@ -140,14 +156,15 @@ fn a_node_the_user_did_not_contact_never_signs() {
 }
 
 #[test]
-fn commitments_that_arrive_before_the_user_are_used_once_the_user_arrives() {
+fn a_node_the_user_reaches_last_gets_the_earlier_commitments_in_answers() {
     let mut net = network(4, 3);
     let req = request(5, &[2, 3, 4]);
     let now = Instant::now();
-    // 2 and 3 begin first; 4 only holds their commitments.
+    // 2 and 3 begin first; 4 drops their commitments (it has not verified the request).
     let (shares, _) = run(&mut net, &req, &[2, 3], now);
     assert!(shares.is_empty());
-    // ...then the user reaches 4 in time: everyone completes.
+    // ...then the user reaches 4 in time: its pushes are answered with 2's and 3's
+    // commitments, and everyone completes.
     let events = net
         .signers
         .get_mut(&4)
@@ -162,14 +179,7 @@ fn commitments_that_arrive_before_the_user_are_used_once_the_user_arrives() {
                 id,
                 to,
                 commitments,
-            } => {
-                let out =
-                    net.signers
-                        .get_mut(&to)
-                        .unwrap()
-                        .on_commitments(from, id, *commitments, now);
-                queue.extend(out.into_iter().map(|e| (to, e)));
-            }
+            } => queue.extend(deliver(&mut net, from, to, id, *commitments)),
             Event::Share { share, package, .. } => {
                 shares.insert(from, (share, *package));
             }
@@ -235,11 +245,9 @@ fn bad_participant_lists_are_refused() {
 }
 
 #[test]
-fn held_commitments_are_capped() {
+fn commitments_for_requests_not_begun_are_never_held() {
     let mut net = network(4, 3);
     let now = Instant::now();
-    // Node 2's real commitments for a request node 1 never verified...
-    let (_, _) = run(&mut net, &request(1, &[2, 3, 4]), &[2, 3, 4], now);
     let commitments = {
         let events = net
             .signers
@@ -252,33 +260,91 @@ fn held_commitments_are_capped() {
             other => panic!("{other:?}"),
         }
     };
-    // Node 3 sent its commitments for a real request ahead of the user's request to node 1.
-    let honest_rid = [0xAA; 32];
+    // Node 2 floods node 1 with commitments for 10,000 invented requests: each is dropped
+    // at once and answered with nothing; node 1 begins nothing from peers' word.
     let one = net.signers.get_mut(&1).unwrap();
-    assert!(
-        one.on_commitments(3, honest_rid, commitments, now)
-            .is_empty()
-    );
-    // ...then node 2 floods node 1 under MAX_HELD + 3 invented request ids: it only ever
-    // holds its own share of the room (MAX_HELD / n), the oldest of its own dropped first.
-    let mut dropped = Vec::new();
-    for i in 0..MAX_HELD + 3 {
+    for i in 0..10_000u64 {
         let mut rid = [0u8; 32];
-        rid[..8].copy_from_slice(&(i as u64).to_be_bytes());
-        for e in one.on_commitments(2, rid, commitments, now) {
-            if let Event::Dropped { id, from } = e {
-                dropped.push((from, id));
-            }
-        }
+        rid[..8].copy_from_slice(&i.to_be_bytes());
+        let taken = one.on_commitments(2, rid, commitments);
+        assert!(taken.mine.is_none());
+        assert!(matches!(
+            taken.events.as_slice(),
+            [Event::Dropped { from: 2, id }] if *id == rid
+        ));
     }
-    assert_eq!(dropped.len(), MAX_HELD + 3 - MAX_HELD / 4);
-    assert!(
-        dropped.iter().all(|(from, _)| *from == 2),
-        "only the flooder's are dropped"
+    assert_eq!(one.pending(), 0);
+    // An honest request after the flood completes as if there had been none.
+    let req = request(3, &[1, 3, 4]);
+    let (shares, other) = run(&mut net, &req, &[1, 3, 4], now);
+    assert!(other.is_empty(), "{other:?}");
+    assert_eq!(shares.len(), 3);
+    aggregate(&net.public, &shares).unwrap();
+}
+
+#[test]
+fn a_cancelled_session_signs_nothing_and_answers_nothing() {
+    let mut net = network(4, 3);
+    let now = Instant::now();
+    let req = request(4, &[1, 2, 3]);
+    let events = net
+        .signers
+        .get_mut(&1)
+        .unwrap()
+        .begin(req.clone(), now)
+        .unwrap();
+    assert_eq!(events.len(), 2);
+    assert!(net.signers.get_mut(&1).unwrap().cancel(&req.id));
+    assert!(!net.signers.get_mut(&1).unwrap().cancel(&req.id));
+    // 2 and 3 begin; their pushes to 1 are dropped and answered with nothing.
+    let (shares, other) = run(&mut net, &req, &[2, 3], now);
+    assert!(shares.is_empty());
+    assert_eq!(
+        other
+            .iter()
+            .filter(|(at, e)| *at == 1 && matches!(e, Event::Dropped { .. }))
+            .count(),
+        2
     );
-    assert!(
-        !dropped.iter().any(|(_, id)| *id == honest_rid),
-        "the honest peer's commitments survive the flood"
-    );
-    assert_eq!(one.pending(), 0, "nothing was begun from peers' word");
+    assert_eq!(net.signers.get_mut(&1).unwrap().pending(), 0);
+}
+
+#[test]
+fn a_push_after_signing_is_answered_from_what_was_kept_until_the_wait_is_over() {
+    let mut net = network(4, 3);
+    let req = request(6, &[1, 2, 3]);
+    let now = Instant::now();
+    let (shares, other) = run(&mut net, &req, &[1, 2, 3], now);
+    assert_eq!(shares.len(), 3);
+    assert!(other.is_empty(), "{other:?}");
+    // Node 2 pushes again (its first answer lost): node 1 answers with the commitments it
+    // signed with, and drops nothing.
+    let signed_with = *shares[&1]
+        .1
+        .signing_commitments()
+        .get(&frost::Identifier::try_from(1u16).unwrap())
+        .unwrap();
+    let again = *shares[&2]
+        .1
+        .signing_commitments()
+        .get(&frost::Identifier::try_from(2u16).unwrap())
+        .unwrap();
+    let one = net.signers.get_mut(&1).unwrap();
+    let taken = one.on_commitments(2, req.id, again);
+    assert_eq!(taken.mine, Some(signed_with));
+    assert!(taken.events.is_empty());
+    // A non-participant gets nothing; the same request cannot begin again.
+    assert_eq!(one.on_commitments(4, req.id, again).mine, None);
+    assert!(matches!(
+        one.begin(req.clone(), now),
+        Err(SignError::Duplicate(_))
+    ));
+    // Once the wait is over it is forgotten: a push is dropped.
+    assert!(one.tick(now + WAIT).is_empty());
+    let late = one.on_commitments(2, req.id, again);
+    assert_eq!(late.mine, None);
+    assert!(matches!(
+        late.events.as_slice(),
+        [Event::Dropped { from: 2, .. }]
+    ));
 }

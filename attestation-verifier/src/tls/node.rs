@@ -183,7 +183,10 @@ impl NodeVerifier {
         result
     }
 
-    fn verify_uncached(&self, cert_der: &[u8], now: i64) -> Result<Arc<AttestedNode>, NodeError> {
+    /// What a certificate claims, unchecked: its key (DER SubjectPublicKeyInfo) and the
+    /// evidence it carries. Costs a parse, no cryptography: enough to refuse a certificate
+    /// naming a node that is not wanted before anything is verified.
+    pub fn claimed(cert_der: &[u8]) -> Result<(Vec<u8>, Evidence), NodeError> {
         let (rest, cert) = X509Certificate::from_der(cert_der)
             .map_err(|e| NodeError::Certificate(e.to_string()))?;
         if !rest.is_empty() {
@@ -198,7 +201,11 @@ impl NodeVerifier {
             .iter()
             .find(|e| e.oid.to_id_string() == EVIDENCE_OID)
             .ok_or(NodeError::NoEvidence)?;
-        let evidence = Evidence::decode(ext.value)?;
+        Ok((spki, Evidence::decode(ext.value)?))
+    }
+
+    fn verify_uncached(&self, cert_der: &[u8], now: i64) -> Result<Arc<AttestedNode>, NodeError> {
+        let (spki, evidence) = Self::claimed(cert_der)?;
         let report = Report::parse(&evidence.report)
             .map_err(|e| NodeError::Unusable(format!("report: {e}")))?;
         let vek = match (evidence.cert(CertRole::Vcek), evidence.cert(CertRole::Vlek)) {

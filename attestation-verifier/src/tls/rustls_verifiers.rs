@@ -1,6 +1,8 @@
 //! rustls `ServerCertVerifier` and `ClientCertVerifier` that accept a peer only if its
 //! certificate carries evidence that [`NodeVerifier`] accepts, checked during the
-//! handshake, before any application data is sent. TLS 1.3 only.
+//! handshake, before any application data is sent; or, for a server that meters that work
+//! ([`AttestedClientVerifier::deferred`]), left to the application after the handshake.
+//! TLS 1.3 only.
 
 use std::sync::Arc;
 
@@ -98,14 +100,14 @@ impl ServerCertVerifier for AttestedServerVerifier {
     }
 }
 
-/// Verifies clients (peers dialling in). Client certificates are mandatory unless built
-/// with [`AttestedClientVerifier::optional`]; a certificate that is presented is always
-/// verified in full.
+/// Verifies clients (peers dialling in). Client certificates are mandatory and verified in
+/// full during the handshake, unless built with [`AttestedClientVerifier::deferred`].
 #[derive(Debug)]
 pub struct AttestedClientVerifier {
     nodes: Arc<NodeVerifier>,
     provider: Arc<CryptoProvider>,
-    mandatory: bool,
+    /// Certificates are optional, and verified after the handshake by the application.
+    deferred: bool,
 }
 
 impl AttestedClientVerifier {
@@ -114,15 +116,19 @@ impl AttestedClientVerifier {
         AttestedClientVerifier {
             nodes,
             provider: Arc::new(rustls::crypto::ring::default_provider()),
-            mandatory: true,
+            deferred: false,
         }
     }
 
-    /// As [`Self::new`], but clients without a certificate (users, not peers) may connect;
-    /// the application must then treat them as unauthenticated.
-    pub fn optional(nodes: Arc<NodeVerifier>) -> Self {
+    /// Clients may connect without a certificate (users, not peers), and a certificate
+    /// that is presented is only proven held (the handshake's signature by its key): the
+    /// application must verify it with [`NodeVerifier::verify`] before treating the client
+    /// as a node, and treat it as unauthenticated until then. This keeps the evidence's
+    /// cryptography (a report signature, a certificate chain) out of the handshake, where
+    /// a stranger could make a server do it on every connection with no way to meter it.
+    pub fn deferred(nodes: Arc<NodeVerifier>) -> Self {
         AttestedClientVerifier {
-            mandatory: false,
+            deferred: true,
             ..Self::new(nodes)
         }
     }
@@ -134,7 +140,7 @@ impl ClientCertVerifier for AttestedClientVerifier {
     }
 
     fn client_auth_mandatory(&self) -> bool {
-        self.mandatory
+        !self.deferred
     }
 
     fn verify_client_cert(
@@ -143,9 +149,11 @@ impl ClientCertVerifier for AttestedClientVerifier {
         _intermediates: &[CertificateDer<'_>],
         now: UnixTime,
     ) -> Result<ClientCertVerified, rustls::Error> {
-        self.nodes
-            .verify(end_entity, now_secs(now))
-            .map_err(to_rustls)?;
+        if !self.deferred {
+            self.nodes
+                .verify(end_entity, now_secs(now))
+                .map_err(to_rustls)?;
+        }
         Ok(ClientCertVerified::assertion())
     }
 

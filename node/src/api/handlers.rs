@@ -8,8 +8,8 @@ use axum::extract::rejection::QueryRejection;
 use axum::extract::{Extension, Query, State};
 use base64::Engine;
 use keynet_protocol::api::{
-    self, Ack, Attestation, AttestationQuery, BlsShare, ErrorCode, HandshakeRequest, Health,
-    NodeInfo, PeerCommitments, PeerDkg, PermissionsSet, SignShare,
+    self, Ack, Attestation, AttestationQuery, BlsShare, CommitmentsAnswer, ErrorCode,
+    HandshakeRequest, Health, NodeInfo, PeerCommitments, PeerDkg, PermissionsSet, SignShare,
 };
 use keynet_protocol::request::{
     Authorised, BlsSignRequest, DecryptRequest, PermissionsRequest, SignRequest,
@@ -82,18 +82,35 @@ pub(super) async fn permissions(
     crate::pkp::apply(&s, req).await.map(Json)
 }
 
+/// The user's authorisation, the conditions and the BLS share are all work a stranger can
+/// ask for: metered ([`crate::work`]), off the async workers.
 pub(super) async fn decrypt_share(
     State(s): State<Arc<NodeState>>,
+    Extension(conn): Extension<Conn>,
     Body(req): Body<Authorised<DecryptRequest>>,
 ) -> Answer<BlsShare> {
-    crate::bls::decrypt_share(&s, req).map(Json)
+    let st = s.clone();
+    s.cpu()
+        .run(conn.addr, conn.peer.is_some(), move || {
+            crate::bls::decrypt_share(&st, req)
+        })
+        .await?
+        .map(Json)
 }
 
+/// Metered like [`decrypt_share`].
 pub(super) async fn bls_sign(
     State(s): State<Arc<NodeState>>,
+    Extension(conn): Extension<Conn>,
     Body(req): Body<Authorised<BlsSignRequest>>,
 ) -> Answer<BlsShare> {
-    crate::bls::bls_sign(&s, req).map(Json)
+    let st = s.clone();
+    s.cpu()
+        .run(conn.addr, conn.peer.is_some(), move || {
+            crate::bls::bls_sign(&st, req)
+        })
+        .await?
+        .map(Json)
 }
 
 pub(super) async fn peer_dkg(
@@ -109,9 +126,8 @@ pub(super) async fn peer_commitments(
     State(s): State<Arc<NodeState>>,
     Peer(from): Peer,
     Body(msg): Body<PeerCommitments>,
-) -> Answer<Ack> {
-    crate::sign::on_commitments(&s, from, msg)?;
-    Ok(Json(Ack::ok()))
+) -> Answer<CommitmentsAnswer> {
+    crate::sign::on_commitments(&s, from, msg).map(Json)
 }
 
 pub(super) async fn not_found() -> ApiError {

@@ -2,8 +2,8 @@
 //! from a parsed body to a service and back (`Result<Json<T>, ApiError>`), and the limits
 //! every route shares, as layers.
 //!
-//! Users connect without a certificate; peers present theirs, which the handshake
-//! verified and [`crate::listener`] admitted: it reaches the handlers as [`Conn`]. Peer
+//! Users connect without a certificate; peers present theirs, which [`crate::listener`]
+//! verified after the handshake and admitted: it reaches the handlers as [`Conn`]. Peer
 //! routes check that first ([`Peer`]), before the body is read.
 
 mod error;

@@ -20,8 +20,8 @@ use k256::ecdsa::SigningKey;
 use keynet_eth::{address_of, eip191_sign};
 use keynet_net::verify::Admitted;
 use keynet_protocol::api::{
-    self, Ack, Attestation, BlsShare, DkgBody, DkgState, ErrorBody, ErrorCode, Health, NodeInfo,
-    PeerCommitments, PeerDkg, PermissionsSet, Route, SignShare, route,
+    self, Ack, Attestation, BlsShare, CommitmentsAnswer, DkgBody, DkgState, ErrorBody, ErrorCode,
+    Health, NodeInfo, PeerCommitments, PeerDkg, PermissionsSet, Route, SignShare, route,
 };
 use keynet_protocol::auth::{AuthMessage, AuthVerifier, ReplayLimits, SignedAuth};
 use keynet_protocol::registry::{IdentityKey, NodeEntry, Registry, Stake};
@@ -203,6 +203,7 @@ impl Fixture {
             dkg: DkgService::new(Duration::from_secs(5)),
             signing: SignService::new(Duration::from_millis(200), limits.sessions()),
             attest: crate::attest::AttestMeter::new(limits.attest()),
+            cpu: crate::work::Work::new("verification and signing jobs", limits.cpu(2)),
         }));
         // The clocks of the services, as a running node has them.
         tokio::spawn(crate::sign::ticker(state.clone()));
@@ -812,12 +813,13 @@ async fn every_route_refuses_in_the_api_shape_and_every_code_is_given() {
             .await,
         ErrorCode::UnknownParticipant,
     );
-    let held: Ack = ok(
+    // Taken and dropped (this node never verified the request): nothing held, no answer.
+    let dropped: CommitmentsAnswer = ok(
         path,
         f.send("POST", path, peer(&request, &commitments), Some(2))
             .await,
     );
-    assert_eq!(held, Ack::ok());
+    assert_eq!(dropped, CommitmentsAnswer { commitments: None });
 
     // A node without keys, and keys of another epoch.
     let bare = Fixture::new(false);
@@ -1011,35 +1013,62 @@ async fn every_route_refuses_in_the_api_shape_and_every_code_is_given() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_signing_share_is_given_once_every_participant_committed() {
-    // The peers' commitments arrive first (held: this node never saw the request), then
-    // the user's request: the node signs at once, with no peer reachable.
+    // The user's request first (the node begins and its pushes go nowhere: no peer is
+    // reachable), then the peers' pushes: each is answered with this node's commitments,
+    // and the node signs once both are in.
     let f = Fixture::new(true);
     let owner = key(41);
     let request = f.authorised(&owner, f.sign(&owner, &[1, 2, 3], NETWORK));
     let mut rng = rand_core::OsRng;
-    for p in [2u16, 3] {
-        let (_, c) = frost::round1::commit(f.frost[usize::from(p - 1)].0.signing_share(), &mut rng);
-        let body = json(&PeerCommitments {
-            request: request.clone(),
-            commitments: hex::encode(c.serialize().unwrap_or_default()),
-        });
-        let _: Ack = ok(
-            route::PeerCommitments::PATH,
-            f.send("POST", route::PeerCommitments::PATH, body, Some(p))
-                .await,
-        );
-    }
-    let share: SignShare = ok(
-        route::Sign::PATH,
-        f.send("POST", route::Sign::PATH, json(&request), None)
-            .await,
-    );
+    let signing = f.send("POST", route::Sign::PATH, json(&request), None);
+    let peers = async {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while f.state.signing().open_sessions() == 0 {
+            assert!(
+                Instant::now() < deadline,
+                "the node never began the request"
+            );
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        let mut answers = Vec::new();
+        for p in [2u16, 3] {
+            let (_, c) =
+                frost::round1::commit(f.frost[usize::from(p - 1)].0.signing_share(), &mut rng);
+            let body = json(&PeerCommitments {
+                request: request.clone(),
+                commitments: hex::encode(c.serialize().unwrap_or_default()),
+            });
+            let answer: CommitmentsAnswer = ok(
+                route::PeerCommitments::PATH,
+                f.send("POST", route::PeerCommitments::PATH, body, Some(p))
+                    .await,
+            );
+            answers.push(answer.commitments);
+        }
+        answers
+    };
+    let (signed, answers) = tokio::join!(signing, peers);
+    let share: SignShare = ok(route::Sign::PATH, signed);
+    // Both peers were answered with the same commitments: node 1's, the ones it signed with.
+    let mine = answers[0]
+        .clone()
+        .unwrap_or_else(|| panic!("no commitments in the answer"));
+    assert_eq!(answers[1].as_ref(), Some(&mine));
     assert_eq!((share.node, share.participant), (f.member(1), 1));
     let package =
         frost::SigningPackage::deserialize(&hex::decode(&share.package).unwrap_or_default())
             .unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(package.message().as_slice(), &[7u8; 32]);
     assert_eq!(package.signing_commitments().len(), 3);
+    let one = frost::Identifier::try_from(1u16).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(
+        package
+            .signing_commitments()
+            .get(&one)
+            .map(|c| hex::encode(c.serialize().unwrap_or_default())),
+        Some(mine)
+    );
+    assert_eq!(f.state.signing().open_sessions(), 0);
     assert_eq!(f.state.signing().counters().shares_issued, 1);
     assert_eq!(f.state.signing().waiting(), 0);
     // The same request again: a replay, refused before any session.
@@ -1124,4 +1153,20 @@ async fn open_signing_sessions_are_capped_per_user_and_in_all() {
         code(f.send("POST", path, sign(&a, 4), None).await),
         ErrorCode::PeersTimeout
     );
+    // A client that goes away ends its session at once (its nonces with it), so going
+    // away and asking again cannot pile up sessions behind the limit.
+    for _ in 0..3 {
+        let begun = async {
+            while f.state.signing().open_sessions() == 0 {
+                tokio::time::sleep(Duration::from_millis(2)).await;
+            }
+        };
+        tokio::select! {
+            _ = f.send("POST", path, sign(&a, 3), None) => panic!("the handler did not wait"),
+            () = begun => {}
+        }
+        // The handler's future is dropped here, as when the client's connection goes.
+        assert_eq!(f.state.signing().open_sessions(), 0);
+        assert_eq!(f.state.signing().waiting(), 0);
+    }
 }

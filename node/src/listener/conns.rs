@@ -15,6 +15,10 @@
 //! connection whose request is being answered is never dropped for room; if every one is
 //! busy the newcomer is refused.
 //!
+//! A peer's connection is closed, though, when the registry in force no longer admits the
+//! peer ([`ConnTable::drop_peers`]): a removed member or one cut below the minimum stake
+//! keeps no kept-alive connection.
+//!
 //! No I/O here: eviction is a message on the connection's [`Kick`] channel, which the
 //! connection's task obeys by dropping its socket.
 
@@ -23,6 +27,7 @@ use std::net::IpAddr;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use keynet_net::verify::Admitted;
 use tokio::sync::oneshot;
 
 use crate::lock;
@@ -64,7 +69,8 @@ struct Entry {
     phase: Phase,
     /// When the phase last changed.
     since: Instant,
-    peer: bool,
+    /// The peer admitted on it, if a peer's.
+    peer: Option<Admitted>,
     kick: Option<oneshot::Sender<()>>,
 }
 
@@ -103,7 +109,9 @@ impl Inner {
         let victim = self
             .conns
             .iter()
-            .filter(|(_, e)| e.phase != Phase::Busy && !e.peer && addr.is_none_or(|a| a == e.addr))
+            .filter(|(_, e)| {
+                e.phase != Phase::Busy && e.peer.is_none() && addr.is_none_or(|a| a == e.addr)
+            })
             .min_by_key(|(id, e)| (e.since, **id))
             .map(|(id, _)| *id);
         let Some(id) = victim else {
@@ -164,7 +172,7 @@ impl ConnTable {
                 addr,
                 phase: Phase::Handshake,
                 since: now,
-                peer: false,
+                peer: None,
                 kick: Some(tx),
             },
         );
@@ -201,6 +209,22 @@ impl ConnTable {
         stale.len()
     }
 
+    /// Closes every peer's connection whose peer `admits` no longer admits (the registry in
+    /// force changed); returns how many, busy or not.
+    pub fn drop_peers(&self, admits: impl Fn(&Admitted) -> bool) -> usize {
+        let mut t = lock(&self.inner);
+        let gone: Vec<u64> = t
+            .conns
+            .iter()
+            .filter(|(_, e)| e.peer.as_ref().is_some_and(|p| !admits(p)))
+            .map(|(id, _)| *id)
+            .collect();
+        for id in &gone {
+            t.kick(*id);
+        }
+        gone.len()
+    }
+
     /// Counts since start.
     pub fn counts(&self) -> ConnCounts {
         let t = lock(&self.inner);
@@ -226,8 +250,9 @@ pub struct Held {
 }
 
 impl Held {
-    /// The handshake is done: the connection is idle, and a peer's is never evicted.
-    pub fn established(&self, peer: bool) {
+    /// The handshake is done (and `peer` admitted, if a peer's): the connection is idle,
+    /// and a peer's is never evicted.
+    pub fn established(&self, peer: Option<Admitted>) {
         if let Some(e) = lock(&self.table.inner).conns.get_mut(&self.id) {
             e.phase = Phase::Idle;
             e.since = Instant::now();
@@ -261,6 +286,16 @@ mod tests {
         IpAddr::from([127, 0, 0, last])
     }
 
+    fn peer(endpoint: &str) -> Option<Admitted> {
+        let key = k256::ecdsa::SigningKey::from_slice(&[7; 32]).unwrap();
+        Some(Admitted {
+            identity: keynet_protocol::registry::IdentityKey::from_verifying_key(
+                key.verifying_key(),
+            ),
+            endpoint: endpoint.into(),
+        })
+    }
+
     #[test]
     fn a_full_address_share_evicts_that_address_oldest_idle_connection() {
         let t = ConnTable::new(ConnLimits {
@@ -290,7 +325,7 @@ mod tests {
         let (busy, _) = t.admit(ip(1), now).unwrap();
         busy.busy();
         let (peer, _) = t.admit(ip(2), now).unwrap();
-        peer.established(true);
+        peer.established(super::tests::peer("127.0.0.2:7000"));
         assert_eq!(t.admit(ip(3), now).err(), Some(Refused::Full));
         assert_eq!(t.admit(ip(1), now).err(), Some(Refused::Full));
         busy.idle();
@@ -313,7 +348,7 @@ mod tests {
         let now = Instant::now();
         let (_hs, mut k1) = t.admit(ip(1), now).unwrap();
         let (idle, mut k2) = t.admit(ip(1), now).unwrap();
-        idle.established(false);
+        idle.established(None);
         let (busy, mut k3) = t.admit(ip(1), now).unwrap();
         busy.busy();
         let later = Instant::now() + Duration::from_secs(5);
@@ -329,5 +364,30 @@ mod tests {
         assert!(k1.try_recv().is_ok() && k2.try_recv().is_ok());
         assert!(k3.try_recv().is_err());
         assert_eq!(t.counts().open, 1);
+    }
+
+    #[test]
+    fn peers_no_longer_admitted_are_closed_busy_or_not_and_no_one_else() {
+        let t = ConnTable::new(ConnLimits {
+            total: 10,
+            per_address: 10,
+        });
+        let now = Instant::now();
+        let (kept, mut k_kept) = t.admit(ip(1), now).unwrap();
+        kept.established(peer("127.0.0.1:7001"));
+        let (cut, mut k_cut) = t.admit(ip(2), now).unwrap();
+        cut.established(peer("127.0.0.2:7002"));
+        cut.busy();
+        let (user, mut k_user) = t.admit(ip(2), now).unwrap();
+        user.established(None);
+        let n = t.drop_peers(|p| p.endpoint != "127.0.0.2:7002");
+        assert_eq!(n, 1);
+        assert!(
+            k_cut.try_recv().is_ok(),
+            "the cut peer's busy connection is closed"
+        );
+        assert!(k_kept.try_recv().is_err() && k_user.try_recv().is_err());
+        assert_eq!(t.counts().open, 2);
+        assert_eq!(t.drop_peers(|_| true), 0);
     }
 }

@@ -1,7 +1,10 @@
-//! The accept loop: attested TLS for every connection (a peer's certificate is verified in
-//! full during the handshake), a peer admitted only as a registry member staked at least
-//! the minimum at its registered endpoint ([`keynet_net::verify::admit_peer`]), then the
-//! API, told about the connection ([`Conn`]).
+//! The accept loop: attested TLS for every connection; a client that presents a
+//! certificate is admitted as a peer only as a registry member staked at least the minimum
+//! at its registered endpoint (checked first on what the certificate claims, a parse and a
+//! lookup) whose certificate then verifies in full, as metered work ([`crate::work`]) off
+//! the async workers ([`keynet_net::verify`]); then the API, told about the connection
+//! ([`Conn`]). Peers' connections the registry in force no longer admits are closed
+//! within a second.
 //!
 //! What a stranger can make it hold is bounded ([`conns`]): connections in all and per
 //! address, each phase timed (handshake, request headers, idle between requests, whole
@@ -18,6 +21,7 @@ use attestation_verifier::tls::binding::{EXPORTER_LABEL, EXPORTER_LEN};
 use axum::Extension;
 use axum::response::{IntoResponse, Response};
 use hyper::body::Incoming;
+use keynet_net::verify::{self, Admitted, Claim};
 use keynet_protocol::api::ErrorCode;
 use tokio::net::{TcpListener, TcpStream};
 
@@ -86,7 +90,7 @@ pub async fn serve(
     let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(config));
     let app = router(state.clone());
     let table = ConnTable::new(limits.conns);
-    tokio::spawn(sweep(table.clone(), limits));
+    tokio::spawn(sweep(state.clone(), table.clone(), limits));
     let mut backoff = Duration::ZERO;
     loop {
         let (tcp, addr) = match listener.accept().await {
@@ -126,13 +130,26 @@ pub async fn serve(
     }
 }
 
-/// Expires stalled handshakes and idle connections, and logs the counts when they change.
-async fn sweep(table: Arc<ConnTable>, limits: Listening) {
+/// Expires stalled handshakes and idle connections, closes peers' connections the registry
+/// in force no longer admits, and logs the counts when they change.
+async fn sweep(state: Arc<NodeState>, table: Arc<ConnTable>, limits: Listening) {
     let mut last = table.counts();
     let mut last_report = Instant::now();
     loop {
         tokio::time::sleep(SWEEP).await;
         table.expire(Instant::now(), limits.handshake, limits.idle);
+        // Every sweep, not only when the registry changes: a peer admitted under the old
+        // registry while the new one came in force is caught too. (A lookup per peer
+        // connection, a bounded set.)
+        let registry = state.registry();
+        let closed = table.drop_peers(|p| registry.check_peer(&p.identity, &p.endpoint).is_ok());
+        if closed > 0 {
+            tracing::info!(
+                closed,
+                epoch = registry.epoch,
+                "closed peers' connections the registry in force no longer admits"
+            );
+        }
         let now = table.counts();
         if last_report.elapsed() >= REPORT
             && (now.evicted, now.refused) != (last.evicted, last.refused)
@@ -176,22 +193,21 @@ impl Connection {
                 return;
             }
         };
-        let (tcp, session) = tls.get_ref();
-        let peer = match session.peer_certificates().and_then(|c| c.first()) {
+        let cert = tls
+            .get_ref()
+            .1
+            .peer_certificates()
+            .and_then(|c| c.first())
+            .map(|c| c.to_vec());
+        let peer = match cert {
             None => None,
-            Some(cert) => match keynet_net::verify::admit_peer(
-                self.state.peer_verifier(),
-                cert,
-                &self.state.registry(),
-            ) {
-                Ok(admitted) => Some(admitted),
-                Err(reason) => {
-                    tracing::warn!(%addr, "{reason}");
-                    return;
-                }
+            Some(cert) => match self.admit(cert).await {
+                Some(admitted) => Some(admitted),
+                None => return,
             },
         };
-        self.held.established(peer.is_some());
+        let (tcp, session) = tls.get_ref();
+        self.held.established(peer.clone());
         // Small request/response messages: no Nagle delay (peer round trips are on
         // the signing path).
         let _ = tcp.set_nodelay(true);
@@ -233,6 +249,59 @@ impl Connection {
             tracing::debug!(%addr, "connection ended: {e}");
         }
     }
+}
+
+impl Connection {
+    /// Admits the client that presented `cert` as a peer, or says why not (debug: a
+    /// stranger must not be able to fill the log) and closes.
+    async fn admit(&self, cert: Vec<u8>) -> Option<Admitted> {
+        let addr = self.addr;
+        let state = &self.state;
+        match verify::claim_peer(state.peer_verifier(), &cert, &state.registry()) {
+            Ok(Claim::Admitted(a)) => return Some(a),
+            Ok(_) => {}
+            Err(reason) => {
+                tracing::debug!(%addr, "peer refused: {reason}");
+                return None;
+            }
+        }
+        let st = state.clone();
+        let verified = state
+            .cpu()
+            .run(addr.ip(), false, move || {
+                verify::admit_peer(st.peer_verifier(), &cert, &st.registry())
+            })
+            .await;
+        match verified {
+            Ok(Ok(a)) => Some(a),
+            Ok(Err(reason)) => {
+                // A misconfigured peer is worth a warning; a stranger claiming a member's
+                // identity with made-up evidence must not fill the log.
+                if warn_now() {
+                    tracing::warn!(%addr, "peer refused: {reason} (more within 10 s: debug)");
+                } else {
+                    tracing::debug!(%addr, "peer refused: {reason}");
+                }
+                None
+            }
+            Err(busy) => {
+                tracing::debug!(%addr, "peer not verified now: {}", busy.message());
+                None
+            }
+        }
+    }
+}
+
+/// Whether a warning about a refused peer may go out now (at most one per [`REPORT`]).
+fn warn_now() -> bool {
+    static LAST: std::sync::Mutex<Option<Instant>> = std::sync::Mutex::new(None);
+    let mut last = crate::lock(&LAST);
+    let now = Instant::now();
+    if last.is_some_and(|t| now.saturating_duration_since(t) < REPORT) {
+        return false;
+    }
+    *last = Some(now);
+    true
 }
 
 fn timed_out(limit: Duration) -> Response {

@@ -36,10 +36,12 @@ impl Cluster {
             .unwrap_or_else(|e| panic!("{e:#}"));
         for c in &net.configs {
             let text = std::fs::read_to_string(c).unwrap_or_default();
-            let text = text.replace(
-                "[threshold]\n",
-                &format!("[limits]\n{limits}\n[threshold]\nsigning_wait_ms = {wait_ms}\n"),
-            );
+            let text = text
+                .replace("[limits]\n", &format!("[limits]\n{limits}\n"))
+                .replace(
+                    "[threshold]\n",
+                    &format!("[threshold]\nsigning_wait_ms = {wait_ms}\n"),
+                );
             std::fs::write(c, text).unwrap_or_else(|e| panic!("{e}"));
         }
         // The rules changed: the network file names the new profile.

@@ -3,6 +3,8 @@
 // Not every test binary uses every helper.
 #[allow(dead_code)]
 pub mod cluster;
+#[allow(dead_code)]
+pub mod flood;
 
 /// A base port with `n` free ports after it, below the kernel's ephemeral range (32768 and
 /// up by default): the tests that open thousands of client connections take ephemeral
