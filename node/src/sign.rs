@@ -370,16 +370,19 @@ fn send_commitments(
     });
 }
 
+/// Commitments as they travel: hex of the library's serialization.
+fn decode(hex_commitments: &str) -> Result<SigningCommitments, String> {
+    let bytes = hex::decode(hex_commitments).map_err(|e| e.to_string())?;
+    SigningCommitments::deserialize(&bytes).map_err(|e| format!("commitments: {e}"))
+}
+
 /// Takes the commitments peer `from` answered this node's push with (it had begun the
 /// request too).
 fn on_answer(state: &NodeState, from: Participant, id: [u8; 32], answer: CommitmentsAnswer) {
     let Some(hex_commitments) = answer.commitments else {
         return;
     };
-    let commitments = match hex::decode(&hex_commitments)
-        .map_err(|e| e.to_string())
-        .and_then(|b| SigningCommitments::deserialize(&b).map_err(|e| e.to_string()))
-    {
+    let commitments = match decode(&hex_commitments) {
         Ok(c) => c,
         Err(e) => {
             tracing::warn!(
@@ -403,9 +406,7 @@ pub fn on_commitments(
     from: Participant,
     msg: PeerCommitments,
 ) -> Result<CommitmentsAnswer, ApiError> {
-    let bytes = hex::decode(&msg.commitments).map_err(ApiError::bad_request)?;
-    let commitments = SigningCommitments::deserialize(&bytes)
-        .map_err(|e| ApiError::bad_request(format!("commitments: {e}")))?;
+    let commitments = decode(&msg.commitments).map_err(ApiError::bad_request)?;
     let listed = indices(&state.registry(), msg.request.request.participants())?;
     if !listed.contains(&from) {
         return Err(ApiError::new(

@@ -134,6 +134,31 @@ async fn get_post(
     request(connector, port, "POST", path).await
 }
 
+/// A new attested connection to the node at `port`.
+async fn connect(
+    connector: tokio_rustls::TlsConnector,
+    port: u16,
+) -> Result<tokio_rustls::client::TlsStream<tokio::net::TcpStream>, String> {
+    let tcp = tokio::net::TcpStream::connect(("127.0.0.1", port))
+        .await
+        .map_err(|e| e.to_string())?;
+    connector
+        .connect(
+            ServerName::try_from("keynode").map_err(|e| e.to_string())?,
+            tcp,
+        )
+        .await
+        .map_err(|e| e.to_string())
+}
+
+/// A client presenting `tls` (a node's certificate and key), verifying with `verifier`.
+fn as_peer(verifier: &Arc<NodeVerifier>, tls: &NodeTls) -> tokio_rustls::TlsConnector {
+    tokio_rustls::TlsConnector::from(Arc::new(
+        keynet_net::tls::client_config(verifier.clone(), Some(tls.certified_key()))
+            .unwrap_or_else(|e| panic!("{e}")),
+    ))
+}
+
 /// One HTTP/1.1 request on a new attested connection: the response and the exporter value.
 async fn request(
     connector: tokio_rustls::TlsConnector,
@@ -141,16 +166,7 @@ async fn request(
     method: &str,
     path: &str,
 ) -> Result<(String, [u8; EXPORTER_LEN]), String> {
-    let tcp = tokio::net::TcpStream::connect(("127.0.0.1", port))
-        .await
-        .map_err(|e| e.to_string())?;
-    let mut s = connector
-        .connect(
-            ServerName::try_from("keynode").map_err(|e| e.to_string())?,
-            tcp,
-        )
-        .await
-        .map_err(|e| e.to_string())?;
+    let mut s = connect(connector, port).await?;
     let mut exporter = [0u8; EXPORTER_LEN];
     s.get_ref()
         .1
@@ -233,10 +249,7 @@ async fn clients_and_peers_on_a_dev_network() {
     let id1 = net.identity(1);
     let ep1 = format!("127.0.0.1:{}", net.base + 1);
     let t1 = net.peer_tls(&id1, &ep1);
-    let c1 = tokio_rustls::TlsConnector::from(Arc::new(
-        keynet_net::tls::client_config(peer_v.clone(), Some(t1.certified_key()))
-            .unwrap_or_else(|e| panic!("{e}")),
-    ));
+    let c1 = as_peer(&peer_v, &t1);
     let (resp, _) = get(c1.clone(), net.base, "/health")
         .await
         .unwrap_or_else(|e| panic!("{e}"));
@@ -253,17 +266,11 @@ async fn clients_and_peers_on_a_dev_network() {
 
     // A peer that is not in the registry is refused.
     let stranger = net.peer_tls(&Identity::generate(), &ep1);
-    let cs = tokio_rustls::TlsConnector::from(Arc::new(
-        keynet_net::tls::client_config(peer_v.clone(), Some(stranger.certified_key()))
-            .unwrap_or_else(|e| panic!("{e}")),
-    ));
+    let cs = as_peer(&peer_v, &stranger);
     assert!(get(cs, net.base, "/health").await.is_err());
     // A registered identity presenting another endpoint is refused.
     let moved = net.peer_tls(&id1, "127.0.0.1:9");
-    let cm = tokio_rustls::TlsConnector::from(Arc::new(
-        keynet_net::tls::client_config(peer_v.clone(), Some(moved.certified_key()))
-            .unwrap_or_else(|e| panic!("{e}")),
-    ));
+    let cm = as_peer(&peer_v, &moved);
     assert!(get(cm, net.base, "/health").await.is_err());
 
     // Node 1 keeps a connection open (one request answered, kept alive, idle).
@@ -318,14 +325,7 @@ async fn open_kept_alive(
     connector: tokio_rustls::TlsConnector,
     port: u16,
 ) -> tokio_rustls::client::TlsStream<tokio::net::TcpStream> {
-    let tcp = tokio::net::TcpStream::connect(("127.0.0.1", port))
-        .await
-        .unwrap_or_else(|e| panic!("{e}"));
-    let mut s = connector
-        .connect(
-            ServerName::try_from("keynode").unwrap_or_else(|e| panic!("{e}")),
-            tcp,
-        )
+    let mut s = connect(connector, port)
         .await
         .unwrap_or_else(|e| panic!("{e}"));
     s.write_all(b"GET /health HTTP/1.1\r\nHost: x\r\n\r\n")
@@ -372,20 +372,11 @@ async fn made_up_peer_evidence_is_refused_after_the_handshake_and_a_flood_of_it_
         &profile,
     )
     .unwrap_or_else(|e| panic!("{e}"));
-    let cf = tokio_rustls::TlsConnector::from(Arc::new(
-        keynet_net::tls::client_config(peer_v.clone(), Some(forged.certified_key()))
-            .unwrap_or_else(|e| panic!("{e}")),
-    ));
+    let cf = as_peer(&peer_v, &forged);
     let one = get(cf.clone(), net.base, "/health").await;
     assert!(one.is_err(), "made-up evidence admitted: {one:?}");
 
-    let genuine = tokio_rustls::TlsConnector::from(Arc::new(
-        keynet_net::tls::client_config(
-            peer_v.clone(),
-            Some(net.peer_tls(&id1, &ep1).certified_key()),
-        )
-        .unwrap_or_else(|e| panic!("{e}")),
-    ));
+    let genuine = as_peer(&peer_v, &net.peer_tls(&id1, &ep1));
     // The genuine peer connected before (as peers do at start): its certificate is in the
     // node's cache, so its later connections need no verification work at all. (Its first,
     // from the flood's own address, would wait behind that address's share.)

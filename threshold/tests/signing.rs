@@ -165,27 +165,8 @@ fn a_node_the_user_reaches_last_gets_the_earlier_commitments_in_answers() {
     assert!(shares.is_empty());
     // ...then the user reaches 4 in time: its pushes are answered with 2's and 3's
     // commitments, and everyone completes.
-    let events = net
-        .signers
-        .get_mut(&4)
-        .unwrap()
-        .begin(req.clone(), now)
-        .unwrap();
-    let mut shares: Shares = BTreeMap::new();
-    let mut queue: Vec<(Participant, Event)> = events.into_iter().map(|e| (4, e)).collect();
-    while let Some((from, e)) = queue.pop() {
-        match e {
-            Event::Commitments {
-                id,
-                to,
-                commitments,
-            } => queue.extend(deliver(&mut net, from, to, id, *commitments)),
-            Event::Share { share, package, .. } => {
-                shares.insert(from, (share, *package));
-            }
-            other => panic!("{other:?}"),
-        }
-    }
+    let (shares, other) = run(&mut net, &req, &[4], now);
+    assert!(other.is_empty(), "{other:?}");
     assert_eq!(shares.len(), 3);
     aggregate(&net.public, &shares).unwrap();
 }

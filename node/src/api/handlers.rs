@@ -89,13 +89,7 @@ pub(super) async fn decrypt_share(
     Extension(conn): Extension<Conn>,
     Body(req): Body<Authorised<DecryptRequest>>,
 ) -> Answer<BlsShare> {
-    let st = s.clone();
-    s.cpu()
-        .run(conn.addr, conn.peer.is_some(), move || {
-            crate::bls::decrypt_share(&st, req)
-        })
-        .await?
-        .map(Json)
+    metered(s, &conn, move |st| crate::bls::decrypt_share(st, req)).await
 }
 
 /// Metered like [`decrypt_share`].
@@ -104,11 +98,18 @@ pub(super) async fn bls_sign(
     Extension(conn): Extension<Conn>,
     Body(req): Body<Authorised<BlsSignRequest>>,
 ) -> Answer<BlsShare> {
+    metered(s, &conn, move |st| crate::bls::bls_sign(st, req)).await
+}
+
+/// Runs `job` as the connection's metered verification and signing work.
+async fn metered<T, F>(s: Arc<NodeState>, conn: &Conn, job: F) -> Answer<T>
+where
+    T: Send + 'static,
+    F: FnOnce(&NodeState) -> Result<T, ApiError> + Send + 'static,
+{
     let st = s.clone();
     s.cpu()
-        .run(conn.addr, conn.peer.is_some(), move || {
-            crate::bls::bls_sign(&st, req)
-        })
+        .run(conn.addr, conn.peer.is_some(), move || job(&st))
         .await?
         .map(Json)
 }

@@ -324,8 +324,8 @@ mod tests {
         let now = Instant::now();
         let (busy, _) = t.admit(ip(1), now).unwrap();
         busy.busy();
-        let (peer, _) = t.admit(ip(2), now).unwrap();
-        peer.established(super::tests::peer("127.0.0.2:7000"));
+        let (peers, _) = t.admit(ip(2), now).unwrap();
+        peers.established(peer("127.0.0.2:7000"));
         assert_eq!(t.admit(ip(3), now).err(), Some(Refused::Full));
         assert_eq!(t.admit(ip(1), now).err(), Some(Refused::Full));
         busy.idle();

@@ -77,10 +77,10 @@ fn wallet(tag: u8, w: u64, i: u64) -> SigningKey {
 /// scheduled behind it. A presigned flood signs enough for `seconds` first.
 pub fn start(nets: Vec<Network>, n: u16, network_id: &str, flood: Flood, seconds: u64) -> Running {
     assert_eq!(nets.len() as u64, WRITERS);
-    let tag = match flood {
-        Flood::OnTheFly => 1,
-        Flood::Presigned { per_second } => 2 + (per_second % 200) as u8,
-    };
+    // Each flood of a process its own wallets: a wallet written before would only be
+    // refused as stale, which is not the flood asked for.
+    static FLOODS: std::sync::atomic::AtomicU8 = std::sync::atomic::AtomicU8::new(0);
+    let tag = FLOODS.fetch_add(1, Ordering::Relaxed);
     let presigned: Vec<Vec<Vec<u8>>> = match flood {
         Flood::OnTheFly => vec![vec![]; WRITERS as usize],
         Flood::Presigned { per_second } => (0..WRITERS)
