@@ -442,7 +442,16 @@ impl Network {
                         .map(|k| k.frost_secp256k1.group_key.clone());
                     s.keys = info.public_keys;
                     if s.keys.is_none() {
-                        s.error = Some(format!("holds no network keys (DKG {})", info.dkg.state));
+                        // Why, as the node says it (for example excluded for misconduct).
+                        let why = info
+                            .dkg
+                            .reason
+                            .map(|r| format!(": {r}"))
+                            .unwrap_or_default();
+                        s.error = Some(format!(
+                            "holds no network keys (DKG {}{why})",
+                            info.dkg.state
+                        ));
                     }
                 }
                 Err(CallError::Refused { status, body, .. }) => {

@@ -53,6 +53,13 @@ impl Identity {
         *self.key.verifying_key()
     }
 
+    /// Signs a 32-byte digest (ECDSA, RFC 6979 nonces): 64 bytes, r || s.
+    pub fn sign_digest(&self, digest: &[u8; 32]) -> Option<[u8; 64]> {
+        use k256::ecdsa::signature::hazmat::PrehashSigner;
+        let signature: k256::ecdsa::Signature = self.key.sign_prehash(digest).ok()?;
+        Some(signature.to_bytes().into())
+    }
+
     /// The compressed public key (33 bytes), as in the registry and the evidence.
     pub fn public_compressed(&self) -> Vec<u8> {
         self.key

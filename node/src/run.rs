@@ -150,7 +150,7 @@ pub async fn start(c: Config) -> Result<Running> {
     let sealing = provider.sealing_key().context("deriving the sealing key")?;
     let store = Store::open(&c.node.state_dir, sealing)
         .with_context(|| format!("opening the sealed state in {}", c.node.state_dir.display()))?;
-    let identity = Identity::load_or_create(&store)?;
+    let identity = Arc::new(Identity::load_or_create(&store)?);
     let authority = c.authority()?;
     let source = c.registry_source()?;
     let (registry, tracker) = crate::registry::load(&source, &authority, &store).await?;
@@ -209,7 +209,10 @@ pub async fn start(c: Config) -> Result<Running> {
         registry,
         peer_verifier,
         store,
-        dkg: DkgService::new(Duration::from_secs(th.dkg_round_timeout_seconds)),
+        dkg: DkgService::new(Duration::from_secs(th.dkg_round_timeout_seconds), {
+            let identity = identity.clone();
+            Arc::new(move |digest: &[u8; 32]| identity.sign_digest(digest))
+        }),
         signing: SignService::new(
             Duration::from_millis(th.signing_wait_ms),
             c.limits.sessions(),

@@ -315,6 +315,10 @@ pub struct DkgStatus {
     /// Whom that member accused (unchecked here, so not among the culprits).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub accused: Vec<String>,
+    /// Members excluded from the run for proven misconduct (endpoints); the keys are
+    /// shared among the others, and the excluded hold none until a resharing.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub excluded: Vec<String>,
 }
 
 /// `POST /v1/sign`: a node's signature share.
@@ -356,7 +360,9 @@ pub struct BlsShare {
     pub conditions_hash: String,
 }
 
-/// A DKG message between nodes.
+/// A DKG message between nodes, signed by its sender's identity key so that it is
+/// evidence anyone can check: a member who deals an invalid share or proof signs its own
+/// conviction, and the run is retried without it (ARCHITECTURE.md, "DKG misconduct").
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct PeerDkg {
@@ -367,8 +373,64 @@ pub struct PeerDkg {
     /// Which attempt at that epoch's key generation (a failed run is retried as the next).
     #[serde(default)]
     pub attempt: u32,
+    /// Members left out of this attempt for proven misconduct, ascending.
+    #[serde(default)]
+    pub excluded: Vec<Participant>,
+    /// The sender's run: 16 random bytes (hex) drawn when it started this attempt, so that
+    /// messages of two of its runs (before and after a restart) are never taken as one.
+    #[serde(default)]
+    pub session: String,
+    /// The sender's participant index.
+    #[serde(default)]
+    pub from: Participant,
+    /// The one member the message is for (it carries that member's secret share), or
+    /// none for every member.
+    #[serde(default)]
+    pub to: Option<Participant>,
     /// The message.
     pub body: DkgBody,
+    /// The sender's signature (hex, 64 bytes r || s, secp256k1 ECDSA) over
+    /// [`PeerDkg::signing_digest`].
+    #[serde(default)]
+    pub signature: String,
+    /// The proof of each exclusion (not signed: each proof stands on its own).
+    #[serde(default)]
+    pub proofs: Vec<Misconduct>,
+}
+
+impl PeerDkg {
+    /// What the sender signs: every field but the signature and the proofs, framed.
+    pub fn signing_digest(&self) -> [u8; 32] {
+        use sha2::{Digest, Sha256};
+        let mut h = Sha256::new();
+        let mut field = |b: &[u8]| {
+            h.update((b.len() as u64).to_be_bytes());
+            h.update(b);
+        };
+        field(b"keynet-dkg-message-v1");
+        field(self.network.as_bytes());
+        field(&self.epoch.to_be_bytes());
+        field(&self.attempt.to_be_bytes());
+        let excluded: Vec<u8> = self.excluded.iter().flat_map(|p| p.to_be_bytes()).collect();
+        field(&excluded);
+        field(self.session.as_bytes());
+        field(&self.from.to_be_bytes());
+        field(&self.to.unwrap_or(0).to_be_bytes());
+        // The body's JSON is a function of its parsed value (its strings are kept as sent).
+        field(&serde_json::to_vec(&self.body).unwrap_or_default());
+        h.finalize().into()
+    }
+}
+
+/// Why a member is excluded: messages it signed that show it cheated (an invalid proof of
+/// knowledge or commitment, or a share that contradicts its own commitments). Each is a
+/// [`PeerDkg`] as received, without proofs of its own.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Misconduct {
+    /// The member's own signed messages (its round-one package, and the round-two package
+    /// it sent to the accuser when the share is at fault).
+    pub evidence: Vec<PeerDkg>,
 }
 
 /// Which protocol a DKG message belongs to.
@@ -551,6 +613,8 @@ error_codes! {
     WrongRun = "wrong_run", 409;
     /// No DKG can run here (not a member, or the run failed here).
     DkgUnavailable = "dkg_unavailable", 409;
+    /// The sender, or this node, is excluded from the run for proven misconduct.
+    DkgExcluded = "dkg_excluded", 409;
     /// The request (body and answer) took longer than the node allows.
     RequestTimeout = "request_timeout", 408;
     /// This caller's share of a limited resource is used up (names the limit); retry later.

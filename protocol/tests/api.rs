@@ -135,6 +135,7 @@ fn every_route_round_trips_with_the_field_names_clients_read() {
                 attempt: 1,
                 aborted_by: None,
                 accused: vec![],
+                excluded: vec![],
             },
             platform: platform(true).0,
             warning: platform(true).1,
@@ -242,17 +243,67 @@ fn every_route_round_trips_with_the_field_names_clients_read() {
             &keynet_threshold::bls_dkg::BlsMessage::Complaints(vec![4]),
         )),
     ] {
-        let (req, ack) = route_trip::<route::PeerDkg>(
-            &PeerDkg {
-                network: "keynet-dev".into(),
-                epoch: 7,
-                attempt: 2,
-                body,
-            },
-            &Ack::ok(),
-        );
+        let msg = PeerDkg {
+            network: "keynet-dev".into(),
+            epoch: 7,
+            attempt: 2,
+            excluded: vec![4],
+            session: "ab".repeat(16),
+            from: 1,
+            to: None,
+            body,
+            signature: "cd".repeat(64),
+            proofs: vec![],
+        };
+        let (req, ack) = route_trip::<route::PeerDkg>(&msg, &Ack::ok());
         assert_eq!(ack, json!({"status": "ok"}));
         assert_eq!(req["epoch"], 7);
+        // The signature covers every field but itself and the proofs.
+        let digest = msg.signing_digest();
+        let unsigned = PeerDkg {
+            signature: String::new(),
+            proofs: vec![keynet_protocol::api::Misconduct {
+                evidence: vec![msg.clone()],
+            }],
+            ..msg.clone()
+        };
+        assert_eq!(unsigned.signing_digest(), digest);
+        for changed in [
+            PeerDkg {
+                attempt: 3,
+                ..msg.clone()
+            },
+            PeerDkg {
+                excluded: vec![],
+                ..msg.clone()
+            },
+            PeerDkg {
+                session: "ac".repeat(16),
+                ..msg.clone()
+            },
+            PeerDkg {
+                from: 2,
+                ..msg.clone()
+            },
+            PeerDkg {
+                to: Some(1),
+                ..msg.clone()
+            },
+            PeerDkg {
+                epoch: 8,
+                ..msg.clone()
+            },
+            PeerDkg {
+                network: "keynet-de".into(),
+                ..msg.clone()
+            },
+            PeerDkg {
+                body: DkgBody::Frost(FrostWire::Abort(vec![])),
+                ..msg.clone()
+            },
+        ] {
+            assert_ne!(changed.signing_digest(), digest, "{changed:?}");
+        }
     }
 
     route_trip::<route::PeerCommitments>(

@@ -82,7 +82,8 @@ enum Phase {
 /// One participant's run.
 pub struct BlsDkg {
     me: Participant,
-    n: u16,
+    /// The participants, sorted, `me` among them (see [`crate::dkg::Dkg::start_among`]).
+    members: Vec<Participant>,
     t: u16,
     timeout: Duration,
     phase: Phase,
@@ -92,6 +93,9 @@ pub struct BlsDkg {
     shares: BTreeMap<Participant, Scalar>,
     complaints: BTreeMap<Participant, Vec<Participant>>,
     reveals: BTreeMap<Participant, Vec<(Participant, Scalar)>>,
+    /// Dealers whose commitment broadcast has the wrong degree: disqualified by everyone
+    /// who got it (one who sent it to some peers only makes the views differ).
+    malformed: BTreeSet<Participant>,
     echoes: BTreeMap<Participant, [u8; 32]>,
     early: Vec<(Participant, BlsMessage)>,
     view: Option<[u8; 32]>,
@@ -140,7 +144,7 @@ fn phase_of(m: &BlsMessage) -> Phase {
 }
 
 impl BlsDkg {
-    /// Starts participant `me` of `n`, threshold `t` (2 <= t <= n); returns its deal.
+    /// Starts participant `me` of `1..=n`, threshold `t` (2 <= t <= n); returns its deal.
     pub fn start(
         me: Participant,
         n: u16,
@@ -148,16 +152,27 @@ impl BlsDkg {
         timeout: Duration,
         now: Instant,
     ) -> Result<(BlsDkg, Vec<BlsOutgoing>), crate::dkg::ConfigError> {
-        if me == 0 || me > n || t < 2 || t > n {
-            return Err(crate::dkg::ConfigError::Range { me, n, t });
-        }
+        let members: Vec<Participant> = (1..=n).collect();
+        Self::start_among(me, &members, t, timeout, now)
+    }
+
+    /// Starts participant `me` of a run among `members` (identifiers kept; see
+    /// [`crate::dkg::Dkg::start_among`]); returns its deal.
+    pub fn start_among(
+        me: Participant,
+        members: &[Participant],
+        t: u16,
+        timeout: Duration,
+        now: Instant,
+    ) -> Result<(BlsDkg, Vec<BlsOutgoing>), crate::dkg::ConfigError> {
+        let members = crate::dkg::check_members(me, members, t)?;
         let poly: Vec<Scalar> = (0..t).map(|_| random_scalar()).collect();
         let commits: Vec<G2Projective> = poly.iter().map(|c| G2Projective::GENERATOR * c).collect();
         let mut out = vec![BlsOutgoing {
             to: None,
             message: BlsMessage::Commit(commits.clone()),
         }];
-        for p in (1..=n).filter(|p| *p != me) {
+        for p in members.iter().copied().filter(|p| *p != me) {
             out.push(BlsOutgoing {
                 to: Some(p),
                 message: BlsMessage::Share(eval(&poly, x(p))),
@@ -165,7 +180,7 @@ impl BlsDkg {
         }
         let mut d = BlsDkg {
             me,
-            n,
+            members,
             t,
             timeout,
             phase: Phase::Deal,
@@ -175,6 +190,7 @@ impl BlsDkg {
             shares: BTreeMap::new(),
             complaints: BTreeMap::new(),
             reveals: BTreeMap::new(),
+            malformed: BTreeSet::new(),
             echoes: BTreeMap::new(),
             early: Vec::new(),
             view: None,
@@ -210,7 +226,11 @@ impl BlsDkg {
     }
 
     fn peers(&self) -> Vec<Participant> {
-        (1..=self.n).filter(|p| *p != self.me).collect()
+        self.members
+            .iter()
+            .copied()
+            .filter(|p| *p != self.me)
+            .collect()
     }
 
     /// The other qualified dealers (everyone before qualification): a disqualified dealer's
@@ -267,7 +287,10 @@ impl BlsDkg {
 
     /// Takes a message from `from`; returns what to send.
     pub fn handle(&mut self, from: Participant, m: BlsMessage, now: Instant) -> Vec<BlsOutgoing> {
-        if self.phase >= Phase::Done || from == self.me || from == 0 || from > self.n {
+        if self.phase >= Phase::Done
+            || from == self.me
+            || self.members.binary_search(&from).is_err()
+        {
             return Vec::new();
         }
         let mut out = self.accept(from, m, now);
@@ -299,19 +322,14 @@ impl BlsDkg {
         match m {
             BlsMessage::Commit(c) => {
                 if c.len() != usize::from(self.t) {
-                    return self.fail(
-                        format!(
-                            "{from} committed to {} coefficients, expected {}",
-                            c.len(),
-                            self.t
-                        ),
-                        vec![from],
-                    );
-                }
-                if self.commits.get(&from).is_some_and(|old| *old != c) {
+                    // Everyone it sent this to disqualifies it; the run goes on.
+                    self.malformed.insert(from);
+                    self.commits.insert(from, Vec::new());
+                } else if self.commits.get(&from).is_some_and(|old| *old != c) {
                     return self.fail(dup("commitment"), vec![from]);
+                } else {
+                    self.commits.insert(from, c);
                 }
-                self.commits.insert(from, c);
             }
             BlsMessage::Share(s) => {
                 if self.shares.get(&from).is_some_and(|old| *old != s) {
@@ -338,7 +356,7 @@ impl BlsDkg {
                 self.echoes.insert(from, h);
             }
         }
-        let full = |len: usize| len == usize::from(self.n);
+        let full = |len: usize| len == self.members.len();
         match self.phase {
             Phase::Deal if full(self.commits.len()) && full(self.shares.len()) => {
                 self.complain(now)
@@ -393,7 +411,7 @@ impl BlsDkg {
     }
 
     fn qualify(&mut self, now: Instant) -> Vec<BlsOutgoing> {
-        let mut disqualified = BTreeSet::new();
+        let mut disqualified = self.malformed.clone();
         for (complainer, list) in &self.complaints {
             for dealer in list {
                 let revealed = self
@@ -413,8 +431,12 @@ impl BlsDkg {
                 }
             }
         }
-        let qualified: Vec<Participant> =
-            (1..=self.n).filter(|p| !disqualified.contains(p)).collect();
+        let qualified: Vec<Participant> = self
+            .members
+            .iter()
+            .copied()
+            .filter(|p| !disqualified.contains(p))
+            .collect();
         if qualified.len() < usize::from(self.t) {
             return self.fail(
                 format!(
@@ -447,8 +469,10 @@ impl BlsDkg {
                 *j += ck;
             }
         }
-        let public_shares: BTreeMap<Participant, G2Projective> = (1..=self.n)
-            .map(|p| (p, eval_commit(&joint, x(p))))
+        let public_shares: BTreeMap<Participant, G2Projective> = self
+            .members
+            .iter()
+            .map(|p| (*p, eval_commit(&joint, x(*p))))
             .collect();
         if public_shares.get(&self.me) != Some(&(G2Projective::GENERATOR * share)) {
             return self.fail("own share does not match the public shares".into(), vec![]);

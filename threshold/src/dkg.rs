@@ -86,12 +86,15 @@ pub struct Failure {
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
 pub enum ConfigError {
-    /// `me`, `n` or `t` out of range.
-    #[error("need 1 <= me <= n, 2 <= t <= n (me {me}, n {n}, t {t})")]
+    /// `me`, the members or `t` out of range.
+    #[error(
+        "need distinct non-zero members including me, and 2 <= t <= members \
+         (me {me}, members {n}, t {t})"
+    )]
     Range {
         /// This participant.
         me: Participant,
-        /// Participants.
+        /// How many members.
         n: u16,
         /// Threshold.
         t: u16,
@@ -112,7 +115,9 @@ pub fn default_threshold(n: u16) -> u16 {
 /// One participant's run.
 pub struct Dkg {
     me: Participant,
-    n: u16,
+    /// The participants of this run, sorted, `me` among them: the registry's members less
+    /// any excluded for proven misconduct (identifiers stay the registry's).
+    members: Vec<Participant>,
     timeout: Duration,
     state: State,
     round_started: Instant,
@@ -133,8 +138,8 @@ fn id(p: Participant) -> Result<Identifier, FrostError> {
 }
 
 impl Dkg {
-    /// Starts participant `me` of `n` with threshold `t`; each round must complete within
-    /// `timeout`. Returns the machine and the round-one broadcast.
+    /// Starts participant `me` of `1..=n` with threshold `t`; each round must complete
+    /// within `timeout`. Returns the machine and the round-one broadcast.
     pub fn start(
         me: Participant,
         n: u16,
@@ -142,9 +147,22 @@ impl Dkg {
         timeout: Duration,
         now: Instant,
     ) -> Result<(Dkg, Vec<Outgoing>), ConfigError> {
-        if me == 0 || me > n || t < 2 || t > n {
-            return Err(ConfigError::Range { me, n, t });
-        }
+        let members: Vec<Participant> = (1..=n).collect();
+        Self::start_among(me, &members, t, timeout, now)
+    }
+
+    /// Starts participant `me` of a run among `members` (distinct non-zero identifiers,
+    /// `me` one of them) with threshold `t`: a retry without members excluded for proven
+    /// misconduct keeps everyone else's identifier.
+    pub fn start_among(
+        me: Participant,
+        members: &[Participant],
+        t: u16,
+        timeout: Duration,
+        now: Instant,
+    ) -> Result<(Dkg, Vec<Outgoing>), ConfigError> {
+        let members = check_members(me, members, t)?;
+        let n = u16::try_from(members.len()).unwrap_or(u16::MAX);
         let frost = |e: FrostError| ConfigError::Frost(e.to_string());
         let (secret, package) =
             dkg::part1(id(me).map_err(frost)?, n, t, rand_core::OsRng).map_err(frost)?;
@@ -155,7 +173,7 @@ impl Dkg {
         Ok((
             Dkg {
                 me,
-                n,
+                members,
                 timeout,
                 state: State::Round1,
                 round_started: now,
@@ -189,8 +207,32 @@ impl Dkg {
         self.failure.as_ref()
     }
 
+    /// The participants of this run.
+    pub fn members(&self) -> &[Participant] {
+        &self.members
+    }
+
     fn peers(&self) -> impl Iterator<Item = Participant> + '_ {
-        (1..=self.n).filter(move |p| *p != self.me)
+        self.members.iter().copied().filter(move |p| *p != self.me)
+    }
+
+    fn is_member(&self, p: Participant) -> bool {
+        self.members.binary_search(&p).is_ok()
+    }
+
+    /// Whether `len` messages from peers are all of them.
+    fn all_peers(&self, len: usize) -> bool {
+        len + 1 == self.members.len()
+    }
+
+    /// The round-one package `p` sent in this run, if it arrived.
+    pub fn round1_of(&self, p: Participant) -> Option<&round1::Package> {
+        self.round1.get(&p)
+    }
+
+    /// The round-two package `p` sent to this participant in this run, if it arrived.
+    pub fn round2_of(&self, p: Participant) -> Option<&round2::Package> {
+        self.round2.get(&p)
     }
 
     fn fail(&mut self, reason: String, culprits: Vec<Participant>) -> Vec<Outgoing> {
@@ -239,15 +281,13 @@ impl Dkg {
         if matches!(self.state, State::Done | State::Failed) {
             return Vec::new();
         }
-        if from == self.me || from == 0 || from > self.n {
+        if from == self.me || !self.is_member(from) {
             // Not a participant of this run: the transport should not deliver it.
             return Vec::new();
         }
         if let Message::Abort(accused) = message {
-            let accused: Vec<Participant> = accused
-                .into_iter()
-                .filter(|c| (1..=self.n).contains(c))
-                .collect();
+            let accused: Vec<Participant> =
+                accused.into_iter().filter(|c| self.is_member(*c)).collect();
             let reason = format!("participant {from} aborted the run, accusing {accused:?}");
             // Stop without echoing the abort again (everyone got it from the reporter). Its
             // accusation is recorded, not adopted: this machine saw no evidence of it, and a
@@ -301,7 +341,7 @@ impl Dkg {
                     return Vec::new();
                 }
                 self.round1.insert(from, *p);
-                if self.round1.len() + 1 == usize::from(self.n) {
+                if self.all_peers(self.round1.len()) {
                     return self.finish_round1(now);
                 }
                 Vec::new()
@@ -317,7 +357,7 @@ impl Dkg {
                     return Vec::new();
                 }
                 self.round2.insert(from, *p);
-                if self.round2.len() + 1 == usize::from(self.n) {
+                if self.all_peers(self.round2.len()) {
                     return self.finish_round2(now);
                 }
                 Vec::new()
@@ -330,7 +370,7 @@ impl Dkg {
                     return Vec::new();
                 }
                 self.echoes.insert(from, h);
-                if self.echoes.len() + 1 == usize::from(self.n) {
+                if self.all_peers(self.echoes.len()) {
                     return self.finish_echo();
                 }
                 Vec::new()
@@ -344,7 +384,12 @@ impl Dkg {
         let culprits: Vec<Participant> = e
             .culprits()
             .iter()
-            .filter_map(|c| (1..=self.n).find(|p| id(*p).ok().as_ref() == Some(c)))
+            .filter_map(|c| {
+                self.members
+                    .iter()
+                    .copied()
+                    .find(|p| id(*p).ok().as_ref() == Some(c))
+            })
             .collect();
         self.fail(format!("{what}: {e}"), culprits)
     }
@@ -454,6 +499,27 @@ impl Dkg {
             differ,
         )
     }
+}
+
+/// The members sorted, checked: distinct, non-zero, `me` among them, `2 <= t <= len`.
+pub(crate) fn check_members(
+    me: Participant,
+    members: &[Participant],
+    t: u16,
+) -> Result<Vec<Participant>, ConfigError> {
+    let mut sorted = members.to_vec();
+    sorted.sort_unstable();
+    sorted.dedup();
+    let n = u16::try_from(sorted.len()).unwrap_or(u16::MAX);
+    if sorted.len() != members.len()
+        || sorted.first() == Some(&0)
+        || sorted.binary_search(&me).is_err()
+        || t < 2
+        || t > n
+    {
+        return Err(ConfigError::Range { me, n, t });
+    }
+    Ok(sorted)
 }
 
 fn round_of(m: &Message) -> State {

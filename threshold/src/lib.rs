@@ -3,6 +3,8 @@
 //! - [`dkg`]: FROST's distributed key generation as a state machine with named states,
 //!   a deadline per round, an echo round that catches a participant who sent different
 //!   round-one packages to different peers, and every failure naming its culprits.
+//! - [`misconduct`]: the faults a DKG member's own round-one and round-two packages show
+//!   to anyone (wrong degree, failed proof of knowledge, share against its commitment).
 //! - [`derive`]: user keys derived from the root key by a public tweak from a key id, so
 //!   each node derives its share locally and anyone derives the public key.
 //! - [`schnorr`]: the RFC 9591 verification equation for FROST(secp256k1, SHA-256),
@@ -16,6 +18,7 @@ pub mod bls_dkg;
 pub mod derive;
 pub mod dkg;
 pub mod h2f;
+pub mod misconduct;
 pub mod schnorr;
 pub mod signing;
 pub mod wire;

@@ -267,3 +267,43 @@ fn batch_verification_agrees_with_blsful_and_catches_one_bad_signature() {
         assert!(!verify_same_message(&bad, msg), "infinity {i}");
     }
 }
+
+#[test]
+fn a_commitment_of_the_wrong_degree_disqualifies_its_dealer_and_the_run_goes_on() {
+    let now = Instant::now();
+    let timeout = Duration::from_secs(5);
+    let (n, t) = (4u16, 3u16);
+    let mut machines = BTreeMap::new();
+    let mut q = VecDeque::new();
+    for p in 1..=n {
+        let (m, out) = BlsDkg::start(p, n, t, timeout, now).unwrap();
+        machines.insert(p, m);
+        for o in out {
+            q.push_back((p, o));
+        }
+    }
+    while let Some((from, o)) = q.pop_front() {
+        let targets: Vec<Participant> = match o.to {
+            Some(p) => vec![p],
+            None => (1..=n).filter(|p| *p != from).collect(),
+        };
+        for to in targets {
+            let mut m = o.message.clone();
+            if let (2, BlsMessage::Commit(c)) = (from, &m) {
+                // Participant 2 commits to one coefficient too many, to everyone.
+                let mut longer = c.clone();
+                longer.push(G2Projective::GENERATOR);
+                m = BlsMessage::Commit(longer);
+            }
+            for out in machines.get_mut(&to).unwrap().handle(from, m, now) {
+                q.push_back((to, out));
+            }
+        }
+    }
+    for (p, m) in machines.iter().filter(|(p, _)| **p != 2) {
+        let k = m
+            .result()
+            .unwrap_or_else(|| panic!("{p}: {:?}", m.failure()));
+        assert_eq!(k.qualified, vec![1, 3, 4], "{p}");
+    }
+}

@@ -21,7 +21,7 @@ use keynet_eth::{address_of, eip191_sign};
 use keynet_net::verify::Admitted;
 use keynet_protocol::api::{
     self, Ack, Attestation, BlsShare, CommitmentsAnswer, DkgBody, DkgState, ErrorBody, ErrorCode,
-    Health, NodeInfo, PeerCommitments, PeerDkg, PermissionsSet, Route, SignShare, route,
+    Health, NodeInfo, PeerCommitments, PermissionsSet, Route, SignShare, route,
 };
 use keynet_protocol::auth::{AuthMessage, AuthVerifier, ReplayLimits, SignedAuth};
 use keynet_protocol::registry::{IdentityKey, NodeEntry, Registry, Stake};
@@ -146,7 +146,7 @@ impl Fixture {
             provider.sealing_key().unwrap_or_else(|e| panic!("{e}")),
         )
         .unwrap_or_else(|e| panic!("{e}"));
-        let me = Identity::load_or_create(&store).unwrap_or_else(|e| panic!("{e}"));
+        let me = Arc::new(Identity::load_or_create(&store).unwrap_or_else(|e| panic!("{e}")));
         let me_key = IdentityKey::from_verifying_key(&me.public());
         let mut nodes = vec![NodeEntry {
             identity_key: me_key,
@@ -200,7 +200,10 @@ impl Fixture {
                 0,
                 u64::MAX,
             ),
-            dkg: DkgService::new(Duration::from_secs(5)),
+            dkg: DkgService::new(Duration::from_secs(5), {
+                let me = me.clone();
+                Arc::new(move |digest: &[u8; 32]| me.sign_digest(digest))
+            }),
             signing: SignService::new(Duration::from_millis(200), limits.sessions()),
             attest: crate::attest::AttestMeter::new(limits.attest()),
             cpu: crate::work::Work::new("verification and signing jobs", limits.cpu(2)),
@@ -749,14 +752,7 @@ async fn every_route_refuses_in_the_api_shape_and_every_code_is_given() {
         );
     }
     let path = route::PeerDkg::PATH;
-    let dkg = |epoch, body| {
-        json(&PeerDkg {
-            network: NETWORK.into(),
-            epoch,
-            attempt: 0,
-            body,
-        })
-    };
+    let dkg = |epoch, body| json(&crate::testing::dkg_message(NETWORK, epoch, 2, body));
     let abort = || DkgBody::Frost(FrostWire::Abort(vec![]));
     seen.refused(
         path,
@@ -849,6 +845,38 @@ async fn every_route_refuses_in_the_api_shape_and_every_code_is_given() {
             .await,
     );
     assert_eq!(bare.state.dkg().status().state, DkgState::Running);
+    // Member 3 proves that member 2 committed to a polynomial of the wrong degree (2's own
+    // signed package): the node moves to the next attempt without 2, and refuses 2.
+    let (_, mut wrong) =
+        keynet_threshold::dkg::Dkg::start(2, N, T + 1, Duration::from_secs(5), Instant::now())
+            .unwrap_or_else(|e| panic!("{e}"));
+    let wrong = DkgBody::Frost(
+        FrostWire::encode(&wrong.remove(0).message).unwrap_or_else(|e| panic!("{e}")),
+    );
+    let mut proof = crate::testing::dkg_message(NETWORK, 1, 2, wrong);
+    proof.session = "02".into();
+    crate::testing::resign(&mut proof, 2);
+    let mut accusation = crate::testing::dkg_message(NETWORK, 1, 3, abort());
+    accusation.attempt = 1;
+    accusation.excluded = vec![2];
+    accusation.proofs = vec![keynet_protocol::api::Misconduct {
+        evidence: vec![proof],
+    }];
+    crate::testing::resign(&mut accusation, 3);
+    let _: Ack = ok(
+        route::PeerDkg::PATH,
+        bare.send("POST", route::PeerDkg::PATH, json(&accusation), Some(3))
+            .await,
+    );
+    let st = bare.state.dkg().status();
+    assert_eq!((st.state, st.attempt), (DkgState::Running, 1), "{st:?}");
+    assert_eq!(st.excluded, vec![bare.registry.nodes[1].endpoint.clone()]);
+    seen.refused(
+        route::PeerDkg::PATH,
+        bare.send("POST", route::PeerDkg::PATH, dkg(1, abort()), Some(2))
+            .await,
+        ErrorCode::DkgExcluded,
+    );
     let mut later = f.registry.clone();
     later.epoch = 2;
     f.state.set_registry(later.clone());
@@ -980,6 +1008,7 @@ async fn every_route_refuses_in_the_api_shape_and_every_code_is_given() {
                 ErrorCode::WrongRun,
                 ErrorCode::DkgDone,
                 ErrorCode::DkgUnavailable,
+                ErrorCode::DkgExcluded,
             ],
         ),
         (

@@ -11,6 +11,7 @@
 //! and served by `/v1/handshake`.
 
 mod coordinator;
+mod evidence;
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
@@ -23,6 +24,7 @@ use keynet_threshold::dkg::Participant;
 use zeroize::Zeroizing;
 
 pub use coordinator::{Coordinator, DkgRefusal, Target};
+pub use evidence::Sign;
 
 use crate::api::ApiError;
 use crate::state::NodeState;
@@ -36,9 +38,10 @@ pub struct DkgService {
 }
 
 impl DkgService {
-    /// A service whose runs' rounds each have `timeout`.
-    pub fn new(timeout: Duration) -> Self {
-        let coordinator = Coordinator::new(timeout);
+    /// A service whose runs' rounds each have `timeout`, signing its messages with `sign`
+    /// (the node's identity key).
+    pub fn new(timeout: Duration, sign: Sign) -> Self {
+        let coordinator = Coordinator::new(timeout, sign);
         DkgService {
             status: RwLock::new(coordinator.status()),
             generation: AtomicU64::new(coordinator.generation()),
@@ -87,6 +90,7 @@ impl From<DkgRefusal> for ApiError {
             DkgRefusal::Done { .. } => ErrorCode::DkgDone,
             DkgRefusal::WrongRun { .. } | DkgRefusal::WrongAttempt { .. } => ErrorCode::WrongRun,
             DkgRefusal::Unavailable(_) => ErrorCode::DkgUnavailable,
+            DkgRefusal::Excluded(_) => ErrorCode::DkgExcluded,
         };
         ApiError::new(code, e.to_string())
     }
@@ -185,8 +189,8 @@ fn carry_out(state: &Arc<NodeState>, c: &mut Coordinator, step: coordinator::Ste
 
 /// Delivers one message to one member, retried with backoff while its run is the node's
 /// latest (even after the run finished here: a slower peer may still need its last
-/// message) and its deadline has not passed. A peer that holds the keys already, or finds
-/// the message malformed, has answered for good.
+/// message) and its deadline has not passed. A peer that holds the keys already, finds the
+/// message malformed, or is excluded (or excludes this node) has answered for good.
 async fn deliver(
     state: Arc<NodeState>,
     to: NodeEntry,
@@ -203,7 +207,10 @@ async fn deliver(
         {
             Ok(_) => return,
             Err(e @ CallError::Refused { .. })
-                if matches!(e.code(), Some(ErrorCode::DkgDone | ErrorCode::BadRequest)) =>
+                if matches!(
+                    e.code(),
+                    Some(ErrorCode::DkgDone | ErrorCode::BadRequest | ErrorCode::DkgExcluded)
+                ) =>
             {
                 tracing::debug!(to = %to.endpoint, "DKG message refused: {e}");
                 return;

@@ -9,7 +9,7 @@ use keynet_protocol::registry::Registry;
 use keynet_threshold::wire::FrostWire;
 
 use super::*;
-use crate::testing::registry;
+use crate::testing::{dkg_message, registry, resign, signer};
 
 const TIMEOUT: Duration = Duration::from_secs(30);
 
@@ -21,9 +21,26 @@ fn targets(r: &Registry) -> Vec<Target> {
         .collect()
 }
 
+/// Coordinators for nodes 1..=n, each signing with its registry key.
+fn coordinators(n: u8) -> Vec<Coordinator> {
+    (1..=n)
+        .map(|i| Coordinator::new(TIMEOUT, signer(i)))
+        .collect()
+}
+
 /// Runs every coordinator to the end of its run: ensure, then messages delivered until none
 /// is left. Returns each node's keys.
 fn run_all(coords: &mut [Coordinator], targets: &[Target], now: Instant) -> Vec<NetworkKeys> {
+    let queue = ensure_all(coords, targets, now);
+    all_keys(deliver_all(coords, targets, queue, now, &mut |_, _| {}))
+}
+
+/// Every coordinator started; their first messages.
+fn ensure_all(
+    coords: &mut [Coordinator],
+    targets: &[Target],
+    now: Instant,
+) -> VecDeque<(usize, Outbound)> {
     let mut queue: VecDeque<(usize, Outbound)> = VecDeque::new();
     for (i, c) in coords.iter_mut().enumerate() {
         let step = c
@@ -33,17 +50,25 @@ fn run_all(coords: &mut [Coordinator], targets: &[Target], now: Instant) -> Vec<
         queue.extend(step.sends.into_iter().map(|o| (i, o)));
         assert_eq!(c.status().state, DkgState::Running);
     }
-    deliver_all(coords, targets, queue, now)
+    queue
 }
 
-/// Delivers `queue` (and everything it causes) until nothing is left; every node must end
-/// with keys.
+/// Every node's keys; panics if one has none.
+fn all_keys(keys: Vec<Option<NetworkKeys>>) -> Vec<NetworkKeys> {
+    keys.into_iter()
+        .map(|k| k.unwrap_or_else(|| panic!("a node finished without keys")))
+        .collect()
+}
+
+/// Delivers `queue` (and everything it causes) until nothing is left, each message first
+/// shown to `tamper` (with the index of the node it goes to); returns each node's keys.
 fn deliver_all(
     coords: &mut [Coordinator],
     targets: &[Target],
     mut queue: VecDeque<(usize, Outbound)>,
     now: Instant,
-) -> Vec<NetworkKeys> {
+    tamper: &mut dyn FnMut(usize, &mut PeerDkg),
+) -> Vec<Option<NetworkKeys>> {
     let mut keys: Vec<Option<NetworkKeys>> = (0..coords.len()).map(|_| None).collect();
     while let Some((from, out)) = queue.pop_front() {
         for to in &out.to {
@@ -55,7 +80,9 @@ fn deliver_all(
                 .unwrap_or_else(|| panic!("recipient not a member"));
             assert_ne!(j, from, "nobody is sent its own message");
             let holds = keys[j].is_some();
-            match coords[j].handle(&targets[j], holds, from as u16 + 1, &out.message, now) {
+            let mut message = out.message.clone();
+            tamper(j, &mut message);
+            match coords[j].handle(&targets[j], holds, from as u16 + 1, &message, now) {
                 Ok(step) => {
                     queue.extend(step.sends.into_iter().map(|o| (j, o)));
                     if let Some(k) = step.keys {
@@ -65,21 +92,19 @@ fn deliver_all(
                 // Late messages to a node that holds its keys are refused as final, and
                 // those of an attempt the node left behind as another run's.
                 Err(DkgRefusal::Done { .. }) if holds => {}
-                Err(DkgRefusal::WrongAttempt { .. }) => {}
+                Err(DkgRefusal::WrongAttempt { .. } | DkgRefusal::Excluded(_)) => {}
                 Err(e) => panic!("node {j}: {e}"),
             }
         }
     }
-    keys.into_iter()
-        .map(|k| k.unwrap_or_else(|| panic!("a node finished without keys")))
-        .collect()
+    keys
 }
 
 #[test]
 fn a_run_goes_from_idle_to_done_and_every_node_gets_the_same_keys() {
     let r = registry(4, 3);
     let ts = targets(&r);
-    let mut coords: Vec<Coordinator> = (0..4).map(|_| Coordinator::new(TIMEOUT)).collect();
+    let mut coords: Vec<Coordinator> = coordinators(4);
     assert_eq!(coords[0].status().state, DkgState::Idle);
     let keys = run_all(&mut coords, &ts, Instant::now());
     for (i, (c, k)) in coords.iter().zip(&keys).enumerate() {
@@ -103,7 +128,7 @@ fn a_run_goes_from_idle_to_done_and_every_node_gets_the_same_keys() {
 fn done_is_final_for_its_target() {
     let r = registry(4, 1);
     let ts = targets(&r);
-    let mut coords: Vec<Coordinator> = (0..4).map(|_| Coordinator::new(TIMEOUT)).collect();
+    let mut coords: Vec<Coordinator> = coordinators(4);
     run_all(&mut coords, &ts, Instant::now());
     let generation = coords[0].generation;
     // Even before its keys are in force (sealing), a done run does not start again.
@@ -112,12 +137,12 @@ fn done_is_final_for_its_target() {
         .unwrap_or_else(|e| panic!("{e}"));
     assert!(step.sends.is_empty() && step.keys.is_none());
     assert!(coords[0].is_latest(generation), "no new run");
-    let msg = PeerDkg {
-        network: "keynet-test".into(),
-        epoch: 1,
-        attempt: 0,
-        body: DkgBody::Frost(FrostWire::Abort(vec![2])),
-    };
+    let msg = dkg_message(
+        "keynet-test",
+        1,
+        2,
+        DkgBody::Frost(FrostWire::Abort(vec![2])),
+    );
     assert!(matches!(
         coords[0].handle(&ts[0], true, 2, &msg, Instant::now()),
         Err(DkgRefusal::Done { .. })
@@ -133,25 +158,39 @@ fn done_is_final_for_its_target() {
 fn wrong_runs_and_junk_start_nothing() {
     let r = registry(4, 2);
     let ts = targets(&r);
-    let mut c = Coordinator::new(TIMEOUT);
-    let other_epoch = PeerDkg {
-        network: "keynet-test".into(),
-        epoch: 1,
-        attempt: 0,
-        body: DkgBody::Frost(FrostWire::Round1("00".into())),
-    };
+    let mut c = Coordinator::new(TIMEOUT, signer(1));
+    let other_epoch = dkg_message(
+        "keynet-test",
+        1,
+        2,
+        DkgBody::Frost(FrostWire::Round1("00".into())),
+    );
     assert!(matches!(
         c.handle(&ts[0], false, 2, &other_epoch, Instant::now()),
         Err(DkgRefusal::WrongRun { epoch: 2, .. })
     ));
-    let junk = PeerDkg {
+    let mut junk = PeerDkg {
         epoch: 2,
         ..other_epoch
     };
+    resign(&mut junk, 2);
     assert!(matches!(
         c.handle(&ts[0], false, 2, &junk, Instant::now()),
         Err(DkgRefusal::Malformed(_))
     ));
+    // Signed by another member than the sender, or not signed at all.
+    let mut forged = junk.clone();
+    resign(&mut forged, 3);
+    let unsigned = PeerDkg {
+        signature: String::new(),
+        ..junk.clone()
+    };
+    for m in [forged, unsigned] {
+        assert!(matches!(
+            c.handle(&ts[0], false, 2, &m, Instant::now()),
+            Err(DkgRefusal::Malformed(e)) if e.contains("signature")
+        ));
+    }
     assert_eq!(c.status().state, DkgState::Idle, "nothing started");
     assert_eq!(c.generation, 0);
     let outsider = registry(5, 2);
@@ -166,7 +205,7 @@ fn wrong_runs_and_junk_start_nothing() {
 fn a_failed_run_is_retried_after_a_back_off_and_a_new_epoch_starts_anew() {
     let r = registry(4, 5);
     let ts = targets(&r);
-    let mut c = Coordinator::new(TIMEOUT);
+    let mut c = Coordinator::new(TIMEOUT, signer(1));
     let start = Instant::now();
     let first = c
         .ensure(&ts[0], false, start)
@@ -193,12 +232,12 @@ fn a_failed_run_is_retried_after_a_back_off_and_a_new_epoch_starts_anew() {
         c.ensure(&ts[0], false, failed_at),
         Err(DkgRefusal::Unavailable(m)) if m.contains("failed here")
     ));
-    let late = PeerDkg {
-        network: "keynet-test".into(),
-        epoch: 5,
-        attempt: 0,
-        body: DkgBody::Frost(FrostWire::Abort(vec![])),
-    };
+    let late = dkg_message(
+        "keynet-test",
+        5,
+        2,
+        DkgBody::Frost(FrostWire::Abort(vec![])),
+    );
     assert!(matches!(
         c.handle(&ts[0], false, 2, &late, failed_at),
         Err(DkgRefusal::Unavailable(_))
@@ -213,10 +252,11 @@ fn a_failed_run_is_retried_after_a_back_off_and_a_new_epoch_starts_anew() {
         (DkgState::Running, 1)
     );
     // A member cannot drag the node several attempts ahead.
-    let ahead = PeerDkg {
+    let mut ahead = PeerDkg {
         attempt: 3,
         ..late.clone()
     };
+    resign(&mut ahead, 2);
     assert!(matches!(
         c.handle(&ts[0], false, 2, &ahead, failed_at),
         Err(DkgRefusal::WrongAttempt { got: 3, mine: 1 })
@@ -233,40 +273,37 @@ fn a_failed_run_is_retried_after_a_back_off_and_a_new_epoch_starts_anew() {
 }
 
 #[test]
-fn an_unfounded_abort_names_no_honest_node_and_the_retry_completes() {
+fn an_unfounded_abort_stops_nothing_names_nobody_and_the_run_completes() {
     let r = registry(4, 7);
     let ts = targets(&r);
-    let mut coords: Vec<Coordinator> = (0..4).map(|_| Coordinator::new(TIMEOUT)).collect();
+    let mut coords = coordinators(4);
     let now = Instant::now();
-    for (i, c) in coords.iter_mut().enumerate() {
-        c.ensure(&ts[i], false, now)
-            .unwrap_or_else(|e| panic!("{e}"));
-    }
+    let queue = ensure_all(&mut coords, &ts, now);
     // Node 2 aborts at once, accusing node 3, who did nothing wrong.
-    let abort = PeerDkg {
-        network: "keynet-test".into(),
-        epoch: 7,
-        attempt: 0,
-        body: DkgBody::Frost(FrostWire::Abort(vec![3])),
-    };
+    let abort = dkg_message(
+        "keynet-test",
+        7,
+        2,
+        DkgBody::Frost(FrostWire::Abort(vec![3])),
+    );
     for j in [0, 2, 3] {
         coords[j]
             .handle(&ts[j], false, 2, &abort, now)
             .unwrap_or_else(|e| panic!("{e}"));
         let st = coords[j].status();
-        assert_eq!(st.state, DkgState::Failed);
-        assert!(st.culprits.is_empty(), "blame without evidence: {st:?}");
+        assert_eq!(
+            st.state,
+            DkgState::Running,
+            "an abort without proof stops nothing"
+        );
+        assert!(st.culprits.is_empty() && st.excluded.is_empty(), "{st:?}");
         assert_eq!(st.aborted_by.as_deref(), Some(r.nodes[1].endpoint.as_str()));
         assert_eq!(st.accused, vec![r.nodes[2].endpoint.clone()]);
     }
-    // Node 1's back-off ends first; its attempt 1 brings the others along (node 2 from its
-    // still-running attempt 0, nodes 3 and 4 from their failed one) and completes.
-    let retry = coords[0].tick(now + RETRY_FIRST);
-    let queue = retry.sends.into_iter().map(|o| (0, o)).collect();
-    let keys = deliver_all(&mut coords, &ts, queue, now + RETRY_FIRST);
+    let keys = all_keys(deliver_all(&mut coords, &ts, queue, now, &mut |_, _| {}));
     for (i, c) in coords.iter().enumerate() {
         let st = c.status();
-        assert_eq!((st.state, st.attempt), (DkgState::Done, 1), "node {i}");
+        assert_eq!((st.state, st.attempt), (DkgState::Done, 0), "node {i}");
         assert_eq!(
             keys[i].frost_public.verifying_key(),
             keys[0].frost_public.verifying_key()
@@ -274,11 +311,217 @@ fn an_unfounded_abort_names_no_honest_node_and_the_retry_completes() {
     }
 }
 
+/// Replaces the FROST share participant `dealer` sends to the node of index `victim` with
+/// junk, signed by the dealer (a member that cheats signs what it sends).
+fn bad_share(dealer: u16, victim: usize) -> impl FnMut(usize, &mut PeerDkg) {
+    move |to, m| {
+        if m.from == dealer
+            && to == victim
+            && matches!(m.body, DkgBody::Frost(FrostWire::Round2(_)))
+        {
+            let junk = keynet_threshold::frost::keys::SigningShare::deserialize(&[7u8; 32])
+                .unwrap_or_else(|e| panic!("{e}"));
+            let package = keynet_threshold::frost::keys::dkg::round2::Package::new(junk);
+            let wire = FrostWire::encode(&Message::Round2(Box::new(package)))
+                .unwrap_or_else(|e| panic!("{e}"));
+            m.body = DkgBody::Frost(wire);
+            resign(m, u8::try_from(dealer).unwrap_or(0));
+        }
+    }
+}
+
+#[test]
+fn a_member_who_deals_a_bad_share_is_excluded_on_its_own_signed_packages() {
+    let r = registry(5, 9);
+    let ts = targets(&r);
+    let mut coords = coordinators(5);
+    let now = Instant::now();
+    let queue = ensure_all(&mut coords, &ts, now);
+    // Participant 2 sends participant 4 a share that contradicts its commitment.
+    let mut cheat_2 = bad_share(2, 3);
+    let mut with_proof: Option<PeerDkg> = None;
+    let keys = deliver_all(&mut coords, &ts, queue, now, &mut |to, m| {
+        if to == 0 && m.from == 3 && !m.proofs.is_empty() {
+            with_proof.get_or_insert_with(|| m.clone());
+        }
+        cheat_2(to, m);
+    });
+    let cheat = r.nodes[1].endpoint.clone();
+    for (i, c) in coords.iter().enumerate() {
+        let st = c.status();
+        assert_eq!(st.excluded, vec![cheat.clone()], "node {i}: {st:?}");
+        if i == 1 {
+            assert_eq!(st.state, DkgState::Failed);
+            assert!(
+                st.reason.as_deref().unwrap_or("").contains("excluded"),
+                "{st:?}"
+            );
+            assert!(keys[i].is_none(), "the excluded member holds no share");
+            continue;
+        }
+        // Everyone else goes on at once to attempt 1 without it, and completes.
+        assert_eq!(
+            (st.state, st.attempt),
+            (DkgState::Done, 1),
+            "node {i}: {st:?}"
+        );
+        assert!(st.culprits.is_empty(), "{st:?}");
+    }
+    // A node that learns the exclusion from a member's message keeps the proof it checked:
+    // the same exclusion sent again with a "proof" that proves nothing does not replace it
+    // (it would make this node's own messages refused).
+    let with_proof = with_proof.unwrap_or_else(|| panic!("no message carried the proof"));
+    let mut one = Coordinator::new(TIMEOUT, signer(1));
+    one.handle(&ts[0], false, 3, &with_proof, now)
+        .unwrap_or_else(|e| panic!("{e}"));
+    // Its attempt fails (nobody else answers); a member's next attempt brings the poison.
+    one.tick(now + TIMEOUT * 3);
+    assert_eq!(one.status().state, DkgState::Failed);
+    let mut poison = dkg_message(
+        "keynet-test",
+        9,
+        3,
+        DkgBody::Frost(FrostWire::Abort(vec![])),
+    );
+    poison.attempt = with_proof.attempt + 1;
+    poison.excluded = vec![2];
+    poison.session = with_proof.session.clone();
+    poison.proofs = vec![Misconduct {
+        evidence: vec![dkg_message(
+            "keynet-test",
+            9,
+            2,
+            DkgBody::Frost(FrostWire::Abort(vec![])),
+        )],
+    }];
+    resign(&mut poison, 3);
+    one.handle(&ts[0], false, 3, &poison, now + TIMEOUT * 3)
+        .unwrap_or_else(|e| panic!("{e}"));
+    let Phase::Running(run) = &one.phase else {
+        panic!("not running");
+    };
+    assert_eq!(run.excluded.get(&2), with_proof.proofs.first());
+    assert!(super::evidence::verify(&r, &run.excluded[&2]).is_ok());
+    let held: Vec<&NetworkKeys> = keys.iter().flatten().collect();
+    assert_eq!(held.len(), 4);
+    let two = keynet_threshold::frost::Identifier::try_from(2u16).unwrap_or_else(|e| panic!("{e}"));
+    for k in &held {
+        assert_eq!(k.frost_public, held[0].frost_public);
+        assert_eq!(k.bls.public, held[0].bls.public);
+        assert_eq!(k.frost_public.verifying_shares().len(), 4);
+        assert!(!k.frost_public.verifying_shares().contains_key(&two));
+        assert!(!k.bls.public_shares.contains_key(&2));
+        // Identifiers stay the registry's.
+        assert_eq!(
+            *k.frost.identifier(),
+            keynet_threshold::frost::Identifier::try_from(k.me).unwrap_or_else(|e| panic!("{e}"))
+        );
+        assert_eq!(
+            k.frost.min_signers(),
+            &r.threshold().try_into().unwrap_or(0u16)
+        );
+    }
+}
+
+#[test]
+fn proofs_that_prove_nothing_are_refused_and_cannot_frame_an_honest_member() {
+    let r = registry(4, 11);
+    let ts = targets(&r);
+    let mut coords = coordinators(4);
+    let now = Instant::now();
+    let queue = ensure_all(&mut coords, &ts, now);
+    // Every message participant 3 sends, as sent.
+    let mut sent_by_3: Vec<(usize, PeerDkg)> = Vec::new();
+    let _ = deliver_all(&mut coords, &ts, queue, now, &mut |to, m| {
+        if m.from == 3 {
+            sent_by_3.push((to, m.clone()));
+        }
+    });
+    let frost = |m: &&(usize, PeerDkg), round1: bool| match &m.1.body {
+        DkgBody::Frost(FrostWire::Round1(_)) => round1,
+        DkgBody::Frost(FrostWire::Round2(_)) => !round1 && m.0 == 0,
+        _ => false,
+    };
+    let round1 = sent_by_3
+        .iter()
+        .find(|m| frost(m, true))
+        .map(|m| m.1.clone());
+    let share_to_1 = sent_by_3
+        .iter()
+        .find(|m| frost(m, false))
+        .map(|m| m.1.clone());
+    let (Some(round1), Some(share_to_1)) = (round1, share_to_1) else {
+        panic!("participant 3 sent no packages");
+    };
+    // Participant 3 restarts: a new run at the same attempt, with another polynomial.
+    let mut again = Coordinator::new(TIMEOUT, signer(3));
+    let restarted = again
+        .ensure(&ts[2], false, now)
+        .unwrap_or_else(|e| panic!("{e}"));
+    let round1_again = restarted
+        .sends
+        .iter()
+        .map(|o| o.message.clone())
+        .find(|m| matches!(m.body, DkgBody::Frost(FrostWire::Round1(_))))
+        .unwrap_or_else(|| panic!("no round one"));
+    let strip = |m: &PeerDkg| PeerDkg {
+        proofs: vec![],
+        ..m.clone()
+    };
+    // Its honest packages of one run show nothing; packages of two of its runs (whose
+    // share contradicts the other run's commitment) are refused as two runs; a session
+    // changed to pair them breaks its signature.
+    let mut spliced = strip(&round1_again);
+    spliced.session = round1.session.clone();
+    for (evidence, why) in [
+        (vec![strip(&round1), strip(&share_to_1)], "no fault"),
+        (
+            vec![strip(&round1_again), strip(&share_to_1)],
+            "more than one run",
+        ),
+        (vec![spliced, strip(&share_to_1)], "signature"),
+    ] {
+        let proof = Misconduct { evidence };
+        let e = super::evidence::verify(&r, &proof).err();
+        assert!(e.as_deref().unwrap_or("").contains(why), "{why}: {e:?}");
+        // A member that sends such a "proof" is refused, and nobody is excluded.
+        let mut c = Coordinator::new(TIMEOUT, signer(1));
+        let mut accusation = dkg_message(
+            "keynet-test",
+            11,
+            2,
+            DkgBody::Frost(FrostWire::Abort(vec![3])),
+        );
+        accusation.excluded = vec![3];
+        accusation.proofs = vec![proof];
+        resign(&mut accusation, 2);
+        assert!(matches!(
+            c.handle(&ts[0], false, 2, &accusation, now),
+            Err(DkgRefusal::Malformed(e)) if e.contains("proof of misconduct")
+        ));
+        assert_eq!(c.status().state, DkgState::Idle);
+    }
+    // Exclusions claimed without proofs are refused too.
+    let mut c = Coordinator::new(TIMEOUT, signer(1));
+    let mut claim = dkg_message(
+        "keynet-test",
+        11,
+        2,
+        DkgBody::Frost(FrostWire::Abort(vec![])),
+    );
+    claim.excluded = vec![3];
+    resign(&mut claim, 2);
+    assert!(matches!(
+        c.handle(&ts[0], false, 2, &claim, now),
+        Err(DkgRefusal::Malformed(e)) if e.contains("proves []")
+    ));
+}
+
 #[test]
 fn unsealed_keys_need_no_run_until_a_new_epoch() {
     let r = registry(4, 8);
     let ts = targets(&r);
-    let mut c = Coordinator::new(TIMEOUT);
+    let mut c = Coordinator::new(TIMEOUT, signer(1));
     c.unsealed("keynet-test", 8);
     assert_eq!(c.status().state, DkgState::Unsealed);
     let step = c
@@ -296,7 +539,7 @@ fn unsealed_keys_need_no_run_until_a_new_epoch() {
 fn keys_that_cannot_be_sealed_fail_the_run() {
     let r = registry(4, 1);
     let ts = targets(&r);
-    let mut coords: Vec<Coordinator> = (0..4).map(|_| Coordinator::new(TIMEOUT)).collect();
+    let mut coords: Vec<Coordinator> = coordinators(4);
     run_all(&mut coords, &ts, Instant::now());
     coords[2].sealing_failed("disk full".into(), Instant::now());
     let st = coords[2].status();
