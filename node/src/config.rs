@@ -93,6 +93,8 @@ pub struct LimitsSection {
 
 impl Default for LimitsSection {
     fn default() -> Self {
+        // The permissions' defaults are kept where the permissions are.
+        let pkp = crate::pkp::PkpLimits::default();
         LimitsSection {
             max_connections: 16_384,
             max_connections_per_address: 512,
@@ -111,11 +113,11 @@ impl Default for LimitsSection {
             cpu_per_address: 16,
             signing_sessions_per_address: 32,
             signing_sessions_total: 4_096,
-            pkp_keys_per_owner: 1_024,
-            pkp_keys: 65_536,
-            pkp_bytes: 256 << 20,
-            pkp_queued: 64,
-            pkp_changes_per_second: 50,
+            pkp_keys_per_owner: pkp.per_owner,
+            pkp_keys: pkp.keys,
+            pkp_bytes: pkp.bytes,
+            pkp_queued: pkp.queued,
+            pkp_changes_per_second: pkp.per_second,
         }
     }
 }

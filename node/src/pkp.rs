@@ -57,9 +57,10 @@ pub struct PkpLimits {
     pub bytes: usize,
     /// Changes waiting for the disk at once.
     pub queued: usize,
-    /// Changes accepted per second (a burst of twice that), checked before the costly
-    /// signature check: changes are rare, and a flood of them must not take the CPU
-    /// signing needs.
+    /// Changes accepted per second (a burst of twice that), checked before the request is
+    /// parsed: changes are rare, and each costs a signature check and three durable sealed
+    /// writes, CPU that signing needs (at 50 a second a flood's accepted writes alone took
+    /// signing p99 to 2.5-3x its quiet value on a 2-core machine; at 10, 1.3-2x).
     pub per_second: u32,
 }
 
@@ -70,7 +71,7 @@ impl Default for PkpLimits {
             keys: 65_536,
             bytes: 256 << 20,
             queued: 64,
-            per_second: 50,
+            per_second: 10,
         }
     }
 }
@@ -492,9 +493,10 @@ impl From<PkpError> for ApiError {
     }
 }
 
-/// Handles `POST /v1/pkp/permissions`: the request for this network, the rate budget, the
-/// user's authorisation, a place in the queue for the disk, then the change, kept durably (off the
-/// async workers) before it is in force.
+/// Handles `POST /v1/pkp/permissions` once the rate budget took it ([`Permissions::admit`],
+/// before the body is parsed): the request for this network, the user's authorisation, a
+/// place in the queue for the disk, then the change, kept durably (off the async workers)
+/// before it is in force.
 pub async fn apply(
     state: &Arc<NodeState>,
     req: Authorised<PermissionsRequest>,
@@ -506,7 +508,6 @@ pub async fn apply(
             format!("this node serves {network}, not {}", req.request.network()),
         ));
     }
-    state.pkp().admit()?;
     let verified = req.verify(state.auth(), keynet_net::unix_now())?;
     let seq = verified.request().seq();
     let place = state.pkp().enqueue()?;

@@ -517,6 +517,9 @@ fn a_flood_of_permission_writes_does_not_stall_signing_and_old_records_are_refus
             assert!(done.written > 0, "the flood wrote nothing");
         }
 
+        // The floods used up every node's budget of permission changes (10 a second, a
+        // burst of 20): wait until it holds the two changes below at every node.
+        tokio::time::sleep(Duration::from_secs(3)).await;
         // An older copy of one sealed record put back: node 1 refuses to start.
         let user = cluster.user();
         let net = cluster.network();

@@ -1,6 +1,7 @@
 //! Extractors that answer in the API's error shape: a JSON body of a route's type, and the
 //! admitted peer behind a peer route.
 
+use std::marker::PhantomData;
 use std::sync::Arc;
 
 use axum::body::Bytes;
@@ -41,6 +42,26 @@ impl<S: Send + Sync, T: DeserializeOwned + Default> FromRequest<S> for EmptyOr<T
             return Ok(EmptyOr(T::default()));
         }
         parse(&bytes).map(EmptyOr)
+    }
+}
+
+/// A body of type `T`, read within the route's limit but parsed only when asked: for a
+/// route whose cheap admission check comes first (`/v1/pkp/permissions`, whose rate budget
+/// refuses a flood before any parsing).
+pub struct Unparsed<T>(Bytes, PhantomData<T>);
+
+impl<T: DeserializeOwned> Unparsed<T> {
+    /// The body as `T`, or `bad_request` naming the field, line and column.
+    pub fn parse(&self) -> Result<T, ApiError> {
+        parse(&self.0)
+    }
+}
+
+impl<S: Send + Sync, T> FromRequest<S> for Unparsed<T> {
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, ApiError> {
+        Ok(Unparsed(read(req, state).await?, PhantomData))
     }
 }
 

@@ -15,7 +15,7 @@ use keynet_protocol::request::{
     Authorised, BlsSignRequest, DecryptRequest, PermissionsRequest, SignRequest,
 };
 
-use super::{ApiError, Body, Conn, EmptyOr, Peer};
+use super::{ApiError, Body, Conn, EmptyOr, Peer, Unparsed};
 use crate::state::NodeState;
 
 type Answer<T> = Result<Json<T>, ApiError>;
@@ -75,11 +75,14 @@ pub(super) async fn sign(
     crate::sign::sign(&s, req).await.map(Json)
 }
 
+/// The rate budget comes before the body is parsed: a flood of changes beyond it costs the
+/// node the read and a refusal only.
 pub(super) async fn permissions(
     State(s): State<Arc<NodeState>>,
-    Body(req): Body<Authorised<PermissionsRequest>>,
+    body: Unparsed<Authorised<PermissionsRequest>>,
 ) -> Answer<PermissionsSet> {
-    crate::pkp::apply(&s, req).await.map(Json)
+    s.pkp().admit()?;
+    crate::pkp::apply(&s, body.parse()?).await.map(Json)
 }
 
 /// The user's authorisation, the conditions and the BLS share are all work a stranger can

@@ -23,7 +23,7 @@ use keynet_net::verify::Admitted;
 use keynet_protocol::api::{self, Route, route};
 
 pub use error::ApiError;
-pub use extract::{Body, EmptyOr, Peer};
+pub use extract::{Body, EmptyOr, Peer, Unparsed};
 
 use crate::attest::LastReport;
 use crate::state::NodeState;
