@@ -5,6 +5,8 @@
 //!   round-one packages to different peers, and every failure naming its culprits.
 //! - [`misconduct`]: the faults a DKG member's own round-one and round-two packages show
 //!   to anyone (wrong degree, failed proof of knowledge, share against its commitment).
+//! - [`reshare`]: moving a threshold secret to a new member set, or refreshing its shares,
+//!   with every dealing checked against the old public shares; generic over the group.
 //! - [`derive`]: user keys derived from the root key by a public tweak from a key id, so
 //!   each node derives its share locally and anyone derives the public key.
 //! - [`schnorr`]: the RFC 9591 verification equation for FROST(secp256k1, SHA-256),
@@ -19,6 +21,7 @@ pub mod derive;
 pub mod dkg;
 pub mod h2f;
 pub mod misconduct;
+pub mod reshare;
 pub mod schnorr;
 pub mod signing;
 pub mod wire;

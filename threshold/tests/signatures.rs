@@ -40,35 +40,6 @@ fn rfc9591_vector_verifies_and_tampering_does_not() {
     assert_eq!(verify(&pk, &msg, &high_z), Err(SchnorrError::Scalar));
 }
 
-/// Signs `msg` with the given signers' key packages; returns the 65-byte signature.
-fn sign(
-    keys: &BTreeMap<frost::Identifier, frost::keys::KeyPackage>,
-    public: &frost::keys::PublicKeyPackage,
-    signers: &[frost::Identifier],
-    msg: &[u8],
-) -> Vec<u8> {
-    let mut rng = rand_core::OsRng;
-    let mut nonces = BTreeMap::new();
-    let mut commitments = BTreeMap::new();
-    for id in signers {
-        let (n, c) = frost::round1::commit(keys[id].signing_share(), &mut rng);
-        nonces.insert(*id, n);
-        commitments.insert(*id, c);
-    }
-    let package = frost::SigningPackage::new(commitments, msg);
-    let mut shares = BTreeMap::new();
-    for id in signers {
-        shares.insert(
-            *id,
-            frost::round2::sign(&package, &nonces[id], &keys[id]).unwrap(),
-        );
-    }
-    frost::aggregate(&package, &shares, public)
-        .unwrap()
-        .serialize()
-        .unwrap()
-}
-
 #[test]
 fn dkg_keys_sign_with_any_threshold_subset_and_derived_keys_work() {
     let (n, t) = (7u16, 5u16);
@@ -79,7 +50,7 @@ fn dkg_keys_sign_with_any_threshold_subset_and_derived_keys_work() {
     // Several different t-subsets, including the last t.
     for start in [0usize, 1, 2] {
         let subset: Vec<_> = ids[start..start + usize::from(t)].to_vec();
-        let sig = sign(&keys, &public, &subset, b"keynet");
+        let sig = common::sign(&keys, &public, &subset, b"keynet");
         verify(&pk, b"keynet", &sig).unwrap();
     }
     // Derived key: each node tweaks its own share; anyone derives the public key.
@@ -92,7 +63,7 @@ fn dkg_keys_sign_with_any_threshold_subset_and_derived_keys_work() {
     let dpk = derive_public(&pk, key_id).unwrap();
     assert_eq!(dpublic.verifying_key().serialize().unwrap(), dpk);
     assert_ne!(dpk, pk);
-    let sig = sign(&dkeys, &dpublic, &ids[..usize::from(t)], b"derived");
+    let sig = common::sign(&dkeys, &dpublic, &ids[..usize::from(t)], b"derived");
     verify(&dpk, b"derived", &sig).unwrap();
     assert!(
         verify(&pk, b"derived", &sig).is_err(),

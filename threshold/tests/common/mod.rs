@@ -107,3 +107,32 @@ pub fn all_done(
     }
     (keys, public.unwrap())
 }
+
+/// Signs `msg` with the given signers' key packages; returns the 65-byte signature.
+pub fn sign(
+    keys: &BTreeMap<frost::Identifier, frost::keys::KeyPackage>,
+    public: &frost::keys::PublicKeyPackage,
+    signers: &[frost::Identifier],
+    msg: &[u8],
+) -> Vec<u8> {
+    let mut rng = rand_core::OsRng;
+    let mut nonces = BTreeMap::new();
+    let mut commitments = BTreeMap::new();
+    for id in signers {
+        let (n, c) = frost::round1::commit(keys[id].signing_share(), &mut rng);
+        nonces.insert(*id, n);
+        commitments.insert(*id, c);
+    }
+    let package = frost::SigningPackage::new(commitments, msg);
+    let mut shares = BTreeMap::new();
+    for id in signers {
+        shares.insert(
+            *id,
+            frost::round2::sign(&package, &nonces[id], &keys[id]).unwrap(),
+        );
+    }
+    frost::aggregate(&package, &shares, public)
+        .unwrap()
+        .serialize()
+        .unwrap()
+}
