@@ -49,7 +49,7 @@ pub fn dkg_message(network: &str, epoch: u64, from: Participant, body: DkgBody) 
         epoch,
         attempt: 0,
         excluded: vec![],
-        session: "00".into(),
+        session: "00".repeat(16),
         from,
         to: None,
         body,

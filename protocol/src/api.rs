@@ -415,7 +415,11 @@ impl PeerDkg {
         field(&excluded);
         field(self.session.as_bytes());
         field(&self.from.to_be_bytes());
-        field(&self.to.unwrap_or(0).to_be_bytes());
+        // None and Some(0) differ: an empty field against two bytes.
+        match self.to {
+            Some(p) => field(&p.to_be_bytes()),
+            None => field(&[]),
+        }
         // The body's JSON is a function of its parsed value (its strings are kept as sent).
         field(&serde_json::to_vec(&self.body).unwrap_or_default());
         h.finalize().into()

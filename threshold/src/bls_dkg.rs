@@ -321,14 +321,20 @@ impl BlsDkg {
         let dup = |name: &str| format!("{from} sent two different {name} messages");
         match m {
             BlsMessage::Commit(c) => {
-                if c.len() != usize::from(self.t) {
+                let bad = c.len() != usize::from(self.t);
+                let malformed = self.malformed.contains(&from);
+                match self.commits.get(&from) {
+                    // The same commitment again, or another of the wrong degree.
+                    Some(old) if (malformed && bad) || (!malformed && *old == c) => {}
+                    Some(_) => return self.fail(dup("commitment"), vec![from]),
                     // Everyone it sent this to disqualifies it; the run goes on.
-                    self.malformed.insert(from);
-                    self.commits.insert(from, Vec::new());
-                } else if self.commits.get(&from).is_some_and(|old| *old != c) {
-                    return self.fail(dup("commitment"), vec![from]);
-                } else {
-                    self.commits.insert(from, c);
+                    None if bad => {
+                        self.malformed.insert(from);
+                        self.commits.insert(from, Vec::new());
+                    }
+                    None => {
+                        self.commits.insert(from, c);
+                    }
                 }
             }
             BlsMessage::Share(s) => {

@@ -307,3 +307,19 @@ fn a_commitment_of_the_wrong_degree_disqualifies_its_dealer_and_the_run_goes_on(
         assert_eq!(k.qualified, vec![1, 3, 4], "{p}");
     }
 }
+
+#[test]
+fn a_commitment_then_another_of_the_wrong_degree_is_equivocation() {
+    let now = Instant::now();
+    let d = Duration::from_secs(5);
+    let (mut one, _) = BlsDkg::start(1, 4, 3, d, now).unwrap();
+    let (_, out) = BlsDkg::start(2, 4, 3, d, now).unwrap();
+    let Some(BlsMessage::Commit(c)) = out.into_iter().next().map(|o| o.message) else {
+        panic!("no commitment");
+    };
+    one.handle(2, BlsMessage::Commit(c.clone()), now);
+    assert_eq!(one.state(), State::Round1);
+    one.handle(2, BlsMessage::Commit(c[..2].to_vec()), now);
+    let f = one.failure().unwrap_or_else(|| panic!("a second commitment was taken"));
+    assert_eq!(f.culprits, vec![2], "{f}");
+}

@@ -854,7 +854,7 @@ async fn every_route_refuses_in_the_api_shape_and_every_code_is_given() {
         FrostWire::encode(&wrong.remove(0).message).unwrap_or_else(|e| panic!("{e}")),
     );
     let mut proof = crate::testing::dkg_message(NETWORK, 1, 2, wrong);
-    proof.session = "02".into();
+    proof.session = "02".repeat(16);
     crate::testing::resign(&mut proof, 2);
     let mut accusation = crate::testing::dkg_message(NETWORK, 1, 3, abort());
     accusation.attempt = 1;

@@ -27,16 +27,17 @@
 //! attempt after a back-off (doubling, capped), without a restart; every message carries
 //! its attempt, so a run never mixes messages of two attempts. The first member to retry
 //! brings the others along: a message of the attempt after a node's own starts that attempt
-//! there. Jumps of more than one attempt are refused, so one member cannot drag the others
-//! through attempts they never failed.
+//! there. A node follows a peer only to the attempt after its own. That does not stop a
+//! member from dragging a node through attempts one at a time, or from telling two nodes
+//! that have no run yet two different attempts to join; both are open (issue 13's note).
 //!
 //! Blame is on evidence only. Every message is signed by its sender ([`super::evidence`]).
 //! When a run fails and a member's own signed packages show it cheated (an invalid proof
 //! of knowledge or commitment, or a share that contradicts its commitment), the node starts
 //! the next attempt at once without that member, carrying the proof in every message; a
-//! member that receives a message with proofs it lacked checks them and moves to that
-//! attempt too (this is the one jump of several attempts allowed: it needs evidence, and
-//! each proof removes a member, so at most n). Every attempt keeps the registry's
+//! member that receives a message with proofs it lacked checks them and moves to the
+//! attempt after its own (never to the sender's number, which colluders could choose so
+//! that members never meet again). Every attempt keeps the registry's
 //! identifiers and threshold; the excluded hold no share of this epoch's keys (a resharing
 //! at the next epoch can give them one), and learn of their exclusion from the proofs. A
 //! member's abort without such proof stops nothing: it is recorded as its accusation
@@ -259,7 +260,7 @@ pub struct Coordinator {
     phase: Phase,
     generation: u64,
     /// The target and attempt of the last run that finished (for a sealing failure after it).
-    last: Option<(Target, u32)>,
+    last: Option<(Target, u32, Exclusions)>,
     timeout: Duration,
     sign: Sign,
 }
@@ -568,6 +569,7 @@ impl Coordinator {
         if msg.to.is_some_and(|to| to != target.me) {
             return Err(DkgRefusal::Malformed("addressed to another member".into()));
         }
+        evidence::well_formed(&target.registry, msg).map_err(DkgRefusal::Malformed)?;
         evidence::check_signature(&target.registry, msg).map_err(DkgRefusal::Malformed)?;
         let decoded = Decoded::of(&msg.body)?;
         if decoded.is_secret() != msg.to.is_some() {
@@ -613,8 +615,9 @@ impl Coordinator {
         }
         let next = match self.attempt_for(target).map(|(a, running, _)| (a, running)) {
             None => Some(msg.attempt),
-            // Evidence moves the node on at once, to the sender's attempt if it is ahead.
-            Some((mine, _)) if grows => Some(msg.attempt.max(mine.saturating_add(1))),
+            // Evidence moves the node on at once, to the attempt after its own (never to the
+            // sender's number: members holding the same proofs must not be split apart).
+            Some((mine, _)) if grows => Some(mine.saturating_add(1)),
             Some((mine, true)) if msg.attempt == mine => None,
             Some((mine, _)) if msg.attempt == mine.saturating_add(1) => Some(msg.attempt),
             Some((mine, false)) if msg.attempt == mine => {
@@ -631,7 +634,14 @@ impl Coordinator {
             }
         };
         let mut step = match next {
-            Some(attempt) => self.start(target, attempt, union, now)?,
+            Some(attempt) => {
+                // Too few members left: the proofs are kept with the failure, not dropped.
+                let step = self.start_or_fail(target.clone(), attempt, union, now);
+                if let Phase::Failed { reason, .. } = &self.phase {
+                    return Err(DkgRefusal::Unavailable(reason.clone()));
+                }
+                step
+            }
             None => Step::default(),
         };
         let Phase::Running(run) = &mut self.phase else {
@@ -695,11 +705,11 @@ impl Coordinator {
         known: &Exclusions,
         msg: &PeerDkg,
     ) -> Result<Exclusions, DkgRefusal> {
-        if msg.proofs.len() > usize::from(target.n()) {
+        if msg.proofs.len() != msg.excluded.len() || msg.proofs.len() > usize::from(target.n()) {
             return Err(DkgRefusal::Malformed(format!(
-                "{} proofs for {} members",
-                msg.proofs.len(),
-                target.n()
+                "excludes {:?} with {} proofs",
+                msg.excluded,
+                msg.proofs.len()
             )));
         }
         let mut theirs = Exclusions::new();
@@ -754,7 +764,7 @@ impl Coordinator {
     /// The keys handed out by the last step could not be sealed: the run failed here, and
     /// is retried like any other.
     pub fn sealing_failed(&mut self, reason: String, now: Instant) {
-        let Some((target, attempt)) = self.last.clone() else {
+        let Some((target, attempt, excluded)) = self.last.clone() else {
             return;
         };
         if !matches!(&self.phase, Phase::Done { network, epoch, .. } if target.is(network, *epoch))
@@ -764,7 +774,7 @@ impl Coordinator {
         self.phase = Phase::Failed {
             target,
             attempt,
-            excluded: Exclusions::new(),
+            excluded,
             at: now,
             reason: format!("sealing the keys: {reason}"),
             culprits: vec![],
@@ -837,7 +847,7 @@ impl Coordinator {
             frost_public: frost_public.clone(),
             bls: bls.clone(),
         });
-        self.last = Some((run.target.clone(), run.attempt));
+        self.last = Some((run.target.clone(), run.attempt, run.excluded.clone()));
         self.phase = Phase::Done {
             network: t.network().to_owned(),
             epoch: t.epoch(),

@@ -33,6 +33,28 @@ pub fn sign(msg: &mut PeerDkg, sign: &Sign) {
     msg.signature = sign(&msg.signing_digest()).map_or_else(String::new, hex::encode);
 }
 
+/// The session's length in hex: 16 random bytes.
+const SESSION_HEX: usize = 32;
+
+/// Checks what bounds a message, and so every proof made of messages: a session of 16 bytes
+/// in hex, and a body no larger than a DKG message of this registry can be (its largest
+/// is a BLS commitment of t points, or a list naming every member), so a member cannot
+/// grow the proofs every later message must carry past what a peer takes.
+pub fn well_formed(registry: &Registry, msg: &PeerDkg) -> Result<(), String> {
+    if msg.session.len() != SESSION_HEX || !msg.session.bytes().all(|b| b.is_ascii_hexdigit()) {
+        return Err(format!("session: {SESSION_HEX} hex digits"));
+    }
+    let items = registry.nodes.len().max(registry.threshold() as usize);
+    let most = 1024 + 256 * items;
+    let len = serde_json::to_vec(&msg.body).map_or(usize::MAX, |b| b.len());
+    if len > most {
+        return Err(format!(
+            "a body of {len} bytes; a DKG message of this registry has at most {most}"
+        ));
+    }
+    Ok(())
+}
+
 /// Checks that `msg` is signed by the registry's member `msg.from`.
 pub fn check_signature(registry: &Registry, msg: &PeerDkg) -> Result<(), String> {
     let entry = registry
@@ -96,6 +118,7 @@ pub fn verify(registry: &Registry, proof: &Misconduct) -> Result<(Participant, F
         if !m.proofs.is_empty() {
             return Err("evidence carries proofs of its own".into());
         }
+        well_formed(registry, m)?;
         if (m.from, m.attempt, &m.excluded, &m.session)
             != (accused, first.attempt, &first.excluded, &first.session)
         {

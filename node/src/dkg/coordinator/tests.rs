@@ -178,6 +178,20 @@ fn wrong_runs_and_junk_start_nothing() {
         c.handle(&ts[0], false, 2, &junk, Instant::now()),
         Err(DkgRefusal::Malformed(_))
     ));
+    // A session that is not 16 bytes of hex, or a body larger than any DKG message of this
+    // registry (it would swell every proof made of it).
+    let mut odd = junk.clone();
+    odd.session = "zz".repeat(16);
+    resign(&mut odd, 2);
+    let mut huge = junk.clone();
+    huge.body = DkgBody::Frost(FrostWire::Round1("00".repeat(4096)));
+    resign(&mut huge, 2);
+    for (m, why) in [(odd, "session"), (huge, "at most")] {
+        assert!(matches!(
+            c.handle(&ts[0], false, 2, &m, Instant::now()),
+            Err(DkgRefusal::Malformed(e)) if e.contains(why)
+        ));
+    }
     // Signed by another member than the sender, or not signed at all.
     let mut forged = junk.clone();
     resign(&mut forged, 3);
@@ -367,10 +381,23 @@ fn a_member_who_deals_a_bad_share_is_excluded_on_its_own_signed_packages() {
         );
         assert!(st.culprits.is_empty(), "{st:?}");
     }
+    // Proofs move a running node to the attempt after its own, whatever number the sender
+    // gives (two colluders could otherwise send members to attempts that never meet).
+    let with_proof = with_proof.unwrap_or_else(|| panic!("no message carried the proof"));
+    let mut far = with_proof.clone();
+    far.attempt = 1_000;
+    resign(&mut far, 3);
+    let mut running = Coordinator::new(TIMEOUT, signer(1));
+    running
+        .ensure(&ts[0], false, now)
+        .unwrap_or_else(|e| panic!("{e}"));
+    let _ = running.handle(&ts[0], false, 3, &far, now);
+    let st = running.status();
+    assert_eq!((st.state, st.attempt), (DkgState::Running, 1), "{st:?}");
+    assert_eq!(st.excluded, vec![cheat.clone()]);
     // A node that learns the exclusion from a member's message keeps the proof it checked:
     // the same exclusion sent again with a "proof" that proves nothing does not replace it
     // (it would make this node's own messages refused).
-    let with_proof = with_proof.unwrap_or_else(|| panic!("no message carried the proof"));
     let mut one = Coordinator::new(TIMEOUT, signer(1));
     one.handle(&ts[0], false, 3, &with_proof, now)
         .unwrap_or_else(|e| panic!("{e}"));
@@ -513,7 +540,7 @@ fn proofs_that_prove_nothing_are_refused_and_cannot_frame_an_honest_member() {
     resign(&mut claim, 2);
     assert!(matches!(
         c.handle(&ts[0], false, 2, &claim, now),
-        Err(DkgRefusal::Malformed(e)) if e.contains("proves []")
+        Err(DkgRefusal::Malformed(e)) if e.contains("with 0 proofs")
     ));
 }
 
