@@ -320,6 +320,8 @@ fn a_commitment_then_another_of_the_wrong_degree_is_equivocation() {
     one.handle(2, BlsMessage::Commit(c.clone()), now);
     assert_eq!(one.state(), State::Round1);
     one.handle(2, BlsMessage::Commit(c[..2].to_vec()), now);
-    let f = one.failure().unwrap_or_else(|| panic!("a second commitment was taken"));
+    let f = one
+        .failure()
+        .unwrap_or_else(|| panic!("a second commitment was taken"));
     assert_eq!(f.culprits, vec![2], "{f}");
 }
